@@ -1,0 +1,54 @@
+"""Runtime settings shared by every command: where the broker is and what the topics are called."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+# Logical topic names are part of the v1 contract; the physical names may carry a prefix so that
+# several apps (or several tests) share one cluster without seeing each other's traffic.
+LOGICAL_TOPICS = ("clicks", "orders", "catalog", "recommendations", "promotion-triggers", "dead-letters")
+INPUT_TOPICS = ("clicks", "orders")
+COMPACTED_TOPICS = frozenset({"catalog"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = ""
+    partitions: int = 8
+    replication: int = 1
+    app_id: str = "streams"
+    data_dir: str = ".cache/worker"
+    web_port: int = 6066
+    recent_events: int = 50
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **changes: object) -> Settings:
+        env = os.environ
+        base = cls(
+            bootstrap=env.get("KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP),
+            topic_prefix=env.get("STREAMS_TOPIC_PREFIX", ""),
+            partitions=int(env.get("STREAMS_PARTITIONS", "8")),
+            replication=int(env.get("STREAMS_REPLICATION", "1")),
+            app_id=env.get("STREAMS_APP_ID", "streams"),
+            data_dir=env.get("STREAMS_DATA_DIR", ".cache/worker"),
+            web_port=int(env.get("STREAMS_WEB_PORT", "6066")),
+        )
+        return replace(base, **{k: v for k, v in changes.items() if v is not None})
+
+    def topic(self, logical: str) -> str:
+        """Physical topic name for a logical one (`clicks` -> `<prefix>clicks`)."""
+        if logical in self.overrides:
+            return self.overrides[logical]
+        return f"{self.topic_prefix}{logical}"
+
+    def logical(self, physical: str) -> str | None:
+        """Inverse of `topic`: the logical name, or None for a topic that is not ours."""
+        for name in LOGICAL_TOPICS:
+            if self.topic(name) == physical:
+                return name
+        return None
