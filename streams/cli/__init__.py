@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Real-time e-commerce personalization on Kafka.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Real-time e-commerce personalization on Kafka."
+)
 
 
 def _register() -> None:
