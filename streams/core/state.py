@@ -1,0 +1,328 @@
+"""Per-user state and its pure transition.
+
+Clicks and orders arrive on two topics, so a worker may see a user's order before a click that
+happened earlier (the topics are consumed independently). The transition is written so that the
+final state depends only on the per-topic order of events, never on how the two topics interleave:
+recent events are kept sorted by event time, an order only takes cart quantity added at or before
+its time, and an add-to-cart older than a purchase of the same item is already consumed by it.
+That is what lets the live worker and an in-process replay of the same log agree exactly.
+
+Everything here is bounded whatever the input: the recent-event window, the cart, purchases and
+the quantity chunks of a cart line all have caps (`StateLimits`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.events import SOURCE_RANK, Click, Order, Position, UserEvent
+
+SESSION_GAP_MS = 30 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StateLimits:
+    recent_events: int = 50
+    purchases: int = 50
+    cart_lines: int = 100
+    chunks_per_line: int = 8
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecentEvent:
+    # Field order is the sort order: event time, then topic, then arrival order within the topic.
+    ts: int
+    source_rank: int
+    seq: int
+    event_id: str
+    kind: str
+    item_id: str | None = None
+    category: str | None = None
+
+    def to_wire(self) -> list[Any]:
+        return [self.ts, self.source_rank, self.seq, self.event_id, self.kind, self.item_id, self.category]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> RecentEvent:
+        return cls(*raw)
+
+
+@dataclass(slots=True)
+class CartLine:
+    # [added_ts, quantity] chunks, oldest first; an order removes the chunks added at or before it.
+    chunks: list[list[int]]
+    price: float | None = None
+
+    @property
+    def quantity(self) -> int:
+        return sum(q for _, q in self.chunks)
+
+    @property
+    def updated_ts(self) -> int:
+        return max(ts for ts, _ in self.chunks)
+
+
+@dataclass(slots=True)
+class Purchase:
+    ts: int
+    order_id: str
+    status: str
+    quantity: int
+    price: float | None = None
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    start_ts: int
+    last_ts: int
+    events: int
+    derived: bool  # True when the frontend sent no session_id and we split on inactivity
+
+
+@dataclass(slots=True)
+class UserState:
+    user_id: str
+    recent: list[RecentEvent] = field(default_factory=list)
+    cart: dict[str, CartLine] = field(default_factory=dict)
+    purchases: dict[str, Purchase] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    first_ts: int | None = None
+    last_ts: int | None = None
+    session: Session | None = None
+    seq: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> UserState:
+        return UserState(
+            user_id=self.user_id,
+            recent=list(self.recent),
+            cart={k: CartLine([list(c) for c in v.chunks], v.price) for k, v in self.cart.items()},
+            purchases={
+                k: Purchase(p.ts, p.order_id, p.status, p.quantity, p.price)
+                for k, p in self.purchases.items()
+            },
+            counters=dict(self.counters),
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            session=None if self.session is None else Session(**_session_fields(self.session)),
+            seq=dict(self.seq),
+            offsets=dict(self.offsets),
+        )
+
+    def cart_quantities(self) -> dict[str, int]:
+        return {item: line.quantity for item, line in sorted(self.cart.items())}
+
+    # -- wire form: compact lists inside a msgpack map, ~40 bytes per recent event ------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "u": self.user_id,
+            "r": [e.to_wire() for e in self.recent],
+            "c": {k: [line.chunks, line.price] for k, line in self.cart.items()},
+            "p": {k: [p.ts, p.order_id, p.status, p.quantity, p.price] for k, p in self.purchases.items()},
+            "n": self.counters,
+            "t": [self.first_ts, self.last_ts],
+            "s": None if self.session is None else list(_session_fields(self.session).values()),
+            "q": self.seq,
+            "o": self.offsets,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> UserState:
+        session = raw["s"]
+        return cls(
+            user_id=raw["u"],
+            recent=[RecentEvent.from_wire(e) for e in raw["r"]],
+            cart={k: CartLine(chunks, price) for k, (chunks, price) in raw["c"].items()},
+            purchases={k: Purchase(*p) for k, p in raw["p"].items()},
+            counters=raw["n"],
+            first_ts=raw["t"][0],
+            last_ts=raw["t"][1],
+            session=None if session is None else Session(*session),
+            seq=raw["q"],
+            offsets=raw["o"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A readable form for `streams state` and the HTTP API."""
+        return {
+            "user_id": self.user_id,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "session": None if self.session is None else _session_fields(self.session),
+            "counters": dict(sorted(self.counters.items())),
+            "cart": {
+                item: {"quantity": line.quantity, "price": line.price, "updated_ts": line.updated_ts}
+                for item, line in sorted(self.cart.items())
+            },
+            "purchases": {
+                item: {"ts": p.ts, "order_id": p.order_id, "status": p.status, "quantity": p.quantity}
+                for item, p in sorted(self.purchases.items())
+            },
+            "recent": [
+                {
+                    "ts": e.ts,
+                    "event_id": e.event_id,
+                    "kind": e.kind,
+                    "item_id": e.item_id,
+                    "category": e.category,
+                }
+                for e in self.recent
+            ],
+            "applied": dict(sorted(self.seq.items())),
+            "offsets": dict(sorted(self.offsets.items())),
+        }
+
+
+def _session_fields(session: Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "start_ts": session.start_ts,
+        "last_ts": session.last_ts,
+        "events": session.events,
+        "derived": session.derived,
+    }
+
+
+# -- transition -----------------------------------------------------------------------------------
+
+
+def is_duplicate(state: UserState, event: UserEvent, position: Position | None) -> bool:
+    """True if this event was already applied: at or below the partition's offset watermark, or an
+    event id still in the recent window (a producer retry that got a new offset)."""
+    if position is not None:
+        applied = state.offsets.get(position.slot)
+        if applied is not None and position.offset <= applied:
+            return True
+    return any(e.event_id == event.event_id for e in state.recent)
+
+
+def apply_event(
+    state: UserState | None,
+    event: UserEvent,
+    position: Position | None = None,
+    limits: StateLimits = StateLimits(),
+) -> UserState:
+    """The new state after `event`. Pure: `state` is not modified. Call `is_duplicate` first."""
+    new = UserState(user_id=event.user_id) if state is None else state.copy()
+    seq = new.seq.get(event.source, 0) + 1
+    new.seq[event.source] = seq
+    if position is not None:
+        new.offsets[position.slot] = position.offset
+    new.first_ts = event.ts if new.first_ts is None else min(new.first_ts, event.ts)
+    new.last_ts = event.ts if new.last_ts is None else max(new.last_ts, event.ts)
+    if isinstance(event, Click):
+        kind = event.type
+        _apply_click(new, event, limits)
+        _remember(
+            new,
+            RecentEvent(
+                event.ts, SOURCE_RANK[event.source], seq, event.event_id, kind, event.item_id, event.category
+            ),
+            limits,
+        )
+    else:
+        kind = f"order_{event.status}"
+        _apply_order(new, event, limits)
+        first_item = event.items[0].item_id if event.items else None
+        _remember(
+            new,
+            RecentEvent(event.ts, SOURCE_RANK[event.source], seq, event.event_id, kind, first_item),
+            limits,
+        )
+    new.counters[kind] = new.counters.get(kind, 0) + 1
+    return new
+
+
+def _remember(state: UserState, entry: RecentEvent, limits: StateLimits) -> None:
+    bisect.insort(state.recent, entry)
+    if len(state.recent) > limits.recent_events:
+        del state.recent[: len(state.recent) - limits.recent_events]
+
+
+def _apply_click(state: UserState, click: Click, limits: StateLimits) -> None:
+    _advance_session(state, click)
+    if click.item_id is None:
+        return
+    if click.type == "add_to_cart":
+        bought = state.purchases.get(click.item_id)
+        if bought is not None and bought.ts >= click.ts:
+            return  # a purchase at or after this add already took it out of the cart
+        line = state.cart.get(click.item_id)
+        if line is None:
+            if len(state.cart) >= limits.cart_lines:
+                oldest = min(state.cart, key=lambda k: (state.cart[k].updated_ts, k))
+                del state.cart[oldest]
+            line = state.cart[click.item_id] = CartLine([])
+        line.chunks.append([click.ts, click.quantity or 1])
+        if click.price is not None:
+            line.price = click.price
+        if len(line.chunks) > limits.chunks_per_line:
+            (t0, q0), (t1, q1) = line.chunks[0], line.chunks[1]
+            line.chunks[:2] = [[max(t0, t1), q0 + q1]]
+    elif click.type == "remove_from_cart":
+        line = state.cart.get(click.item_id)
+        if line is None:
+            return
+        remaining = click.quantity if click.quantity is not None else line.quantity
+        # Newest first: the newest chunks are the ones no earlier-placed order can have consumed.
+        while remaining > 0 and line.chunks:
+            taken = min(remaining, line.chunks[-1][1])
+            line.chunks[-1][1] -= taken
+            remaining -= taken
+            if line.chunks[-1][1] == 0:
+                line.chunks.pop()
+        if not line.chunks:
+            del state.cart[click.item_id]
+
+
+def _advance_session(state: UserState, click: Click) -> None:
+    current = state.session
+    if click.session_id is not None:
+        if current is not None and current.id == click.session_id:
+            _extend(current, click.ts)
+        else:
+            state.session = Session(click.session_id, click.ts, click.ts, 1, derived=False)
+        return
+    if current is not None and current.derived and click.ts - current.last_ts <= SESSION_GAP_MS:
+        _extend(current, click.ts)
+    else:
+        state.session = Session(f"{click.user_id}:{click.ts}", click.ts, click.ts, 1, derived=True)
+
+
+def _extend(session: Session, ts: int) -> None:
+    session.start_ts = min(session.start_ts, ts)
+    session.last_ts = max(session.last_ts, ts)
+    session.events += 1
+
+
+def _apply_order(state: UserState, order: Order, limits: StateLimits) -> None:
+    if order.status == "placed":
+        for line in order.items:
+            previous = state.purchases.get(line.item_id)
+            if previous is None or previous.ts <= order.ts:
+                state.purchases[line.item_id] = Purchase(
+                    order.ts, order.order_id, "placed", line.quantity, line.price
+                )
+            _take_from_cart(state, line.item_id, order.ts)
+        if len(state.purchases) > limits.purchases:
+            keep = sorted(state.purchases.items(), key=lambda kv: (kv[1].ts, kv[0]))[-limits.purchases :]
+            state.purchases = dict(keep)
+        return
+    for line in order.items:
+        purchase = state.purchases.get(line.item_id)
+        if purchase is not None and purchase.order_id == order.order_id:
+            purchase.status = order.status
+
+
+def _take_from_cart(state: UserState, item_id: str, ts: int) -> None:
+    line = state.cart.get(item_id)
+    if line is None:
+        return
+    line.chunks = [chunk for chunk in line.chunks if chunk[0] > ts]
+    if not line.chunks:
+        del state.cart[item_id]
