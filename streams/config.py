@@ -46,6 +46,10 @@ class Settings:
             return self.overrides[logical]
         return f"{self.topic_prefix}{logical}"
 
+    def physical(self, name: str) -> str:
+        """The topic to use for a name found in a log: logical names map, anything else is kept."""
+        return self.topic(name) if name in LOGICAL_TOPICS else name
+
     def logical(self, physical: str) -> str | None:
         """Inverse of `topic`: the logical name, or None for a topic that is not ours."""
         for name in LOGICAL_TOPICS:

@@ -1,0 +1,61 @@
+"""`streams worker` and `streams state`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from streams.cli import app
+from streams.cli.options import AppId, Bootstrap, Prefix, settings_from
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    app_id: AppId = None,
+    data_dir: Annotated[str | None, typer.Option(help="RocksDB folder [env STREAMS_DATA_DIR]")] = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port [env STREAMS_WEB_PORT, 6066]")] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level")] = "info",
+) -> None:
+    """Run a worker: consume clicks and orders, keep per-user state, dead-letter bad input."""
+    from faust.worker import Worker as FaustWorker
+
+    from streams.kafka.topics import ensure_topics
+    from streams.live.app import Worker
+
+    settings = settings_from(bootstrap, topic_prefix, app_id, data_dir=data_dir, web_port=web_port)
+    ensure_topics(settings)
+    live = Worker(settings)
+    FaustWorker(live.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def state(
+    user_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    bootstrap: Bootstrap = None,
+    app_id: AppId = None,
+) -> None:
+    """Print one user's state, read from the state table's changelog."""
+    from streams.live.changelog import read_states
+
+    states = read_states(settings_from(bootstrap, app_id=app_id), user_id)
+    if user_id not in states:
+        typer.echo(f"no state for user {user_id!r}", err=True)
+        raise typer.Exit(1)
+    view = states[user_id].to_dict()
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    events = sum(view["counters"].values())
+    typer.echo(f"user {user_id}  events {events}  first {view['first_ts']}  last {view['last_ts']}")
+    typer.echo(f"session  {view['session']}")
+    typer.echo(f"counters {view['counters']}")
+    typer.echo(f"cart     { {k: v['quantity'] for k, v in view['cart'].items()} }")
+    typer.echo(f"bought   { {k: v['status'] for k, v in view['purchases'].items()} }")
+    typer.echo("recent:")
+    for e in view["recent"][-10:]:
+        typer.echo(f"  {e['ts']}  {e['kind']:<16} {e['item_id'] or ''}")

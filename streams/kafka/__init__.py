@@ -1,0 +1,1 @@
+"""Kafka client plumbing (kafka-python): topics, playing and recording event logs, changelogs."""

@@ -1,0 +1,64 @@
+"""Create the system's topics: idempotent, partitions and replication configurable."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.config import COMPACTED_TOPICS, LOGICAL_TOPICS, Settings
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    created: bool
+    partitions: int
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+
+
+def ensure_topics(settings: Settings, logical: tuple[str, ...] = LOGICAL_TOPICS) -> list[TopicReport]:
+    """Create missing topics; leave existing ones as they are (a partition count is never changed:
+    that would move users between partitions and orphan their state)."""
+    admin = admin_client(settings)
+    try:
+        existing = _partition_counts(admin)
+        reports = []
+        for name in logical:
+            physical = settings.topic(name)
+            if physical in existing:
+                reports.append(TopicReport(physical, False, existing[physical]))
+                continue
+            configs = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
+            topic = NewTopic(physical, settings.partitions, settings.replication, topic_configs=configs)
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator: same outcome
+                admin.create_topics([topic])
+            reports.append(TopicReport(physical, True, settings.partitions))
+        return reports
+    finally:
+        admin.close()
+
+
+def _partition_counts(admin: KafkaAdminClient) -> dict[str, int]:
+    counts = {}
+    for topic in admin.describe_topics():
+        if topic.get("error_code", 0) == 0:
+            counts[topic.get("name") or topic["topic"]] = len(topic["partitions"])
+    return counts
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    admin = admin_client(settings)
+    try:
+        present = set(admin.list_topics())
+        doomed = [n for n in names if n in present]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
