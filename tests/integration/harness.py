@@ -1,0 +1,185 @@
+"""Run real workers against the real broker, each test in its own topics, app id and data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from streams.config import Settings
+from streams.core.state import UserState
+from streams.kafka.produce import replay_log
+from streams.kafka.topics import ensure_topics
+from streams.live.changelog import read_states
+from streams.logs import LogRecord
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_settings(bootstrap: str, tmp_path: Path, partitions: int = 4) -> Settings:
+    name = f"it-{uuid.uuid4().hex[:10]}"
+    return Settings(
+        bootstrap=bootstrap,
+        topic_prefix=f"{name}-",
+        app_id=name,
+        partitions=partitions,
+        data_dir=str(tmp_path / "worker-data"),
+        web_port=free_port(),
+    )
+
+
+@dataclass
+class WorkerProcess:
+    """`streams worker` as a child process, the way an operator runs it."""
+
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": s.bootstrap,
+            "STREAMS_TOPIC_PREFIX": s.topic_prefix,
+            "STREAMS_APP_ID": s.app_id,
+            "STREAMS_PARTITIONS": str(s.partitions),
+            "STREAMS_DATA_DIR": s.data_dir,
+            "STREAMS_WEB_PORT": str(s.web_port),
+        }
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
+            cwd=REPO,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.web_port}/healthz", timeout=1) as r:
+                return json.load(r)
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_running()
+            health = self.health()
+            if health is not None:
+                return health
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not healthy in {timeout}s\n{self.log_tail()}")
+
+    def assert_running(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited with {self.process.returncode}\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit, no flush."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_worker(settings: Settings, tmp_path: Path) -> WorkerProcess:
+    ensure_topics(settings)
+    return WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}.log").start()
+
+
+def produce(records: Iterable[LogRecord], settings: Settings) -> None:
+    replay_log(records, settings)
+
+
+def comparable(states: dict[str, UserState]) -> dict[str, dict[str, Any]]:
+    # Offsets are where the broker put the events; an in-process run has none. All else must match.
+    out = {}
+    for user, state in states.items():
+        view = state.to_dict()
+        view.pop("offsets")
+        out[user] = view
+    return out
+
+
+def wait_for_states(
+    settings: Settings, expected: dict[str, UserState], worker: WorkerProcess, timeout: float = 180
+) -> dict[str, UserState]:
+    """Poll the changelog until it holds exactly the expected states (or fail with a diff)."""
+    want = comparable(expected)
+    deadline = time.monotonic() + timeout
+    got: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        worker.assert_running()
+        states = read_states(settings)
+        got = comparable(states)
+        if got == want:
+            return states
+        time.sleep(2)
+    raise AssertionError(describe_difference(want, got) + "\n" + worker.log_tail(30))
+
+
+def describe_difference(want: dict[str, Any], got: dict[str, Any], limit: int = 5) -> str:
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    differing = [u for u in sorted(set(want) & set(got)) if want[u] != got[u]]
+    lines = [
+        f"{len(want)} users expected, {len(got)} in the changelog: {len(missing)} missing, "
+        f"{len(extra)} unexpected, {len(differing)} differing"
+    ]
+    lines += [f"missing: {missing[:limit]}", f"unexpected: {extra[:limit]}"]
+    for user in differing[:limit]:
+        keys = [k for k in want[user] if want[user][k] != got[user].get(k)]
+        lines.append(
+            f"{user}: fields {keys}: want {[want[user][k] for k in keys]} got {[got[user][k] for k in keys]}"
+        )
+    return "\n".join(lines)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def with_partitions(settings: Settings, partitions: int) -> Settings:
+    return replace(settings, partitions=partitions)
