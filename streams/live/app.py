@@ -51,6 +51,9 @@ class Worker:
             autodiscover=False,
             table_cleanup_interval=3600.0,
             broker_commit_interval=1.0,
+            # A SIGKILLed worker holds its partitions until the session times out: keep that short.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=2.0,
         )
         self.inputs = self.app.topic(
             *(settings.topic(t) for t in INPUT_TOPICS), partitions=settings.partitions, **RAW

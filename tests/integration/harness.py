@@ -67,7 +67,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
             cwd=REPO,
             env=self.env(),
             stdout=log,
@@ -161,13 +161,14 @@ def describe_difference(want: dict[str, Any], got: dict[str, Any], limit: int = 
     differing = [u for u in sorted(set(want) & set(got)) if want[u] != got[u]]
     lines = [
         f"{len(want)} users expected, {len(got)} in the changelog: {len(missing)} missing, "
-        f"{len(extra)} unexpected, {len(differing)} differing"
+        f"{len(extra)} unexpected, {len(differing)} differing",
+        f"missing: {missing[:limit]}",
+        f"unexpected: {extra[:limit]}",
     ]
-    lines += [f"missing: {missing[:limit]}", f"unexpected: {extra[:limit]}"]
     for user in differing[:limit]:
-        keys = [k for k in want[user] if want[user][k] != got[user].get(k)]
+        fields = [k for k in want[user] if want[user][k] != got[user].get(k)]
         lines.append(
-            f"{user}: fields {keys}: want {[want[user][k] for k in keys]} got {[got[user][k] for k in keys]}"
+            f"{user}: differs in {fields}; applied want {want[user]['applied']} got {got[user]['applied']}"
         )
     return "\n".join(lines)
 
@@ -183,3 +184,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 def with_partitions(settings: Settings, partitions: int) -> Settings:
     return replace(settings, partitions=partitions)
+
+
+def read_topic(settings: Settings, logical: str) -> list[Any]:
+    """Every message currently in a topic (all partitions, from the beginning to the end offsets)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = settings.topic(logical)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        out: list[Any] = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for messages in consumer.poll(timeout_ms=500).values():
+                out += messages
+        return out
+    finally:
+        consumer.close()
