@@ -22,6 +22,7 @@ class Settings:
     replication: int = 1
     app_id: str = "streams"
     data_dir: str = ".cache/worker"
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
     recent_events: int = 50
     overrides: dict[str, str] = field(default_factory=dict)
@@ -36,6 +37,7 @@ class Settings:
             replication=int(env.get("STREAMS_REPLICATION", "1")),
             app_id=env.get("STREAMS_APP_ID", "streams"),
             data_dir=env.get("STREAMS_DATA_DIR", ".cache/worker"),
+            web_host=env.get("STREAMS_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("STREAMS_WEB_PORT", "6066")),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})

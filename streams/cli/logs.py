@@ -21,6 +21,7 @@ def replay(
     speed: Annotated[
         float | None, typer.Option(help="Event-time pacing: 1 = real time, 10 = 10x; default: max")
     ] = None,
+    rate: Annotated[float | None, typer.Option(help="At most this many events per second")] = None,
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
 ) -> None:
@@ -32,10 +33,10 @@ def replay(
     settings = settings_from(bootstrap, topic_prefix)
     ensure_topics(settings)  # never let the broker auto-create them with the wrong settings
     with tqdm(desc="replay", unit="ev", mininterval=0.5) as bar:
-        summary = replay_log(read_log(file), settings, speed=speed, on_sent=lambda _: bar.update())
+        summary = replay_log(read_log(file), settings, speed=speed, rate=rate, on_sent=lambda _: bar.update())
     per_topic = ", ".join(f"{topic} {n}" for topic, n in sorted(summary.sent.items()))
-    rate = summary.total / summary.seconds if summary.seconds else 0.0
-    typer.echo(f"replayed {summary.total} events in {summary.seconds:.1f}s ({rate:,.0f}/s): {per_topic}")
+    achieved = summary.total / summary.seconds if summary.seconds else 0.0
+    typer.echo(f"replayed {summary.total} events in {summary.seconds:.1f}s ({achieved:,.0f}/s): {per_topic}")
 
 
 @app.command()

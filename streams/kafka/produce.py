@@ -40,11 +40,12 @@ def replay_log(
     records: Iterable[LogRecord],
     settings: Settings,
     speed: float | None = None,
+    rate: float | None = None,
     on_sent: Callable[[LogRecord], None] | None = None,
     producer: KafkaProducer | None = None,
 ) -> ReplaySummary:
     """Send every record in order. `speed`: event-time pacing factor (2.0 = twice real time);
-    None sends as fast as possible."""
+    `rate`: at most this many records per second; neither: as fast as possible."""
     own_producer = producer is None
     producer = producer or make_producer(settings)
     summary = ReplaySummary()
@@ -52,12 +53,14 @@ def replay_log(
     first_ts: int | None = None
     try:
         for record in records:
+            due = None
             if speed:
                 first_ts = record.ts if first_ts is None else first_ts
                 due = started + (record.ts - first_ts) / 1000.0 / speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            elif rate:
+                due = started + summary.total / rate
+            if due is not None and (delay := due - time.monotonic()) > 0:
+                time.sleep(delay)
             producer.send(
                 settings.physical(record.topic),
                 key=encode_key(record.key),

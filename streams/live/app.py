@@ -45,7 +45,7 @@ class Worker:
             topic_replication_factor=settings.replication,
             processing_guarantee="at_least_once",
             producer_acks=-1,
-            web_host="127.0.0.1",
+            web_host=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
             autodiscover=False,

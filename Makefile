@@ -1,0 +1,56 @@
+# Every target does its own set-up: a fresh clone needs only python3 (3.11), java (17) and mvn.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+
+help:
+	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
+	@echo "make test         lint + unit + integration tests (starts the local broker)"
+	@echo "make kafka-up     start the local Kafka 3.9.2 broker (127.0.0.1:9092); kafka-down stops it"
+	@echo "make worker       run a worker in the foreground"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+kafka-up: venv
+	$(BIN)/streams kafka up
+
+kafka-down:
+	@if [ -x $(BIN)/streams ]; then $(BIN)/streams kafka down; fi
+
+kafka-status: venv
+	$(BIN)/streams kafka status
+
+topics: kafka-up
+	$(BIN)/streams topics create
+
+worker: topics
+	$(BIN)/streams worker
+
+demo: topics
+	$(BIN)/streams demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: venv
+	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
+
+integration: kafka-up
+	$(BIN)/pytest -q -m integration $(PYTEST_ARGS)
+
+test: lint kafka-up
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache
