@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.errors import SchemaViolation
+from streams.schemas import EVENT_KINDS, load_schema, schemas_dir, validate
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_every_schema_has_examples_that_validate(kind: str) -> None:
+    schema = load_schema(kind)
+    assert schema["examples"], f"{kind} schema has no examples"
+    for example in schema["examples"]:
+        validate(kind, example)
+
+
+def test_one_schema_file_per_event_type() -> None:
+    files = sorted(p.name for p in schemas_dir().glob("*.json"))
+    assert files == sorted(f"{kind}.v1.json" for kind in EVENT_KINDS)
+    for path in schemas_dir().glob("*.json"):
+        json.loads(path.read_text())
+
+
+CLICK = {"event_id": "e1", "user_id": "u1", "type": "view", "item_id": "i1", "ts": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"user_id": None}, "wrong_type", "data.user_id"),
+        ({"ts": "soon"}, "wrong_type", "data.ts"),
+        ({"type": "teleport"}, "unknown_value", "data.type"),
+        ({"item_id": "x" * 129}, "too_long", "data.item_id"),
+        ({"quantity": 0}, "out_of_range", "data.quantity"),
+        ({"ts": True}, "wrong_type", "data.ts"),
+    ],
+)
+def test_click_violations_name_the_field(change: dict[str, object], code: str, field: str) -> None:
+    with pytest.raises(SchemaViolation) as caught:
+        validate("click", {**CLICK, **change})
+    assert (caught.value.code, caught.value.field) == (code, field)
+    assert field in caught.value.message
+
+
+def test_missing_fields_are_named() -> None:
+    value = dict(CLICK)
+    del value["user_id"]
+    with pytest.raises(SchemaViolation) as caught:
+        validate("click", value)
+    assert (caught.value.code, caught.value.field) == ("missing_field", "data.user_id")
+
+
+def test_item_id_is_required_except_for_search() -> None:
+    search = {k: v for k, v in CLICK.items() if k != "item_id"}
+    validate("click", {**search, "type": "search", "query": "red shoes"})
+    with pytest.raises(SchemaViolation):
+        validate("click", search)
+
+
+def test_order_items_are_checked() -> None:
+    order = {
+        "event_id": "o",
+        "user_id": "u",
+        "order_id": "x",
+        "status": "placed",
+        "ts": 5,
+        "items": [{"item_id": "a", "quantity": 1}],
+    }
+    validate("order", order)
+    with pytest.raises(SchemaViolation) as caught:
+        validate("order", {**order, "items": []})
+    assert caught.value.code == "too_few_items"
+    with pytest.raises(SchemaViolation) as caught:
+        validate("order", {**order, "items": [{"item_id": "a"}]})
+    assert caught.value.field == "data.items[0].quantity"
+
+
+def test_unknown_optional_fields_are_allowed() -> None:
+    validate("click", {**CLICK, "referrer": "newsletter"})
