@@ -11,9 +11,10 @@ from typing import Any
 
 import fastjsonschema
 
+from streams.core.events import SCHEMA_VERSION
 from streams.errors import SchemaViolation
 
-SCHEMA_VERSION = 1
+__all__ = ["EVENT_KINDS", "SCHEMA_VERSION", "load_schema", "validate"]
 EVENT_KINDS = ("click", "order", "catalog_item", "recommendation", "promotion_trigger", "dead_letter")
 
 # fastjsonschema names the violated keyword; these codes are what dead-letter consumers filter on.

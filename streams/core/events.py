@@ -8,6 +8,8 @@ from typing import Any, Literal
 ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search"]
 OrderStatus = Literal["placed", "cancelled", "returned"]
 
+SCHEMA_VERSION = 1  # of every event shape; the JSON Schemas in schemas/ carry the same number
+
 CLICKS = "clicks"
 ORDERS = "orders"
 # Ties in event time between topics are broken by this rank, so every adapter orders them alike.
@@ -26,6 +28,7 @@ class Click:
     price: float | None = None
     category: str | None = None
     query: str | None = None
+    marketing_consent: bool | None = None
 
     source = CLICKS
 
@@ -42,6 +45,7 @@ class Click:
             price=value.get("price"),
             category=value.get("category"),
             query=value.get("query"),
+            marketing_consent=value.get("marketing_consent"),
         )
 
 

@@ -1,32 +1,330 @@
-"""The core's entry point: one validated event + the user's state in, the new state and outputs out.
+"""The core's entry point: validated events + user states in, new states and output events out.
 
-Adapters (the Faust worker, the offline replay) call only this. It is synchronous and pure, and the
-time it uses is the event's own time, so the same inputs give the same outputs everywhere.
+Adapters (the Faust worker, the offline replay) call only this. It is synchronous and
+deterministic: the time it uses is event time, and a batch gives exactly what the same events one
+by one would give, whatever the batch size. That is what makes a replay reproduce production.
+
+A batch runs in two phases. Phase 1 applies each event to its user's state (facts, timers,
+trending, watermark) and collects one model request per event. One model call serves the batch.
+Phase 2 walks the events again in order: the recommendation, the high-intent rule, and the timers
+the event's watermark makes due, each judged on the state *as of that event* (snapshots from
+phase 1), with triggers recorded on the user's latest state (the ledger).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.events import Position, UserEvent
+from streams.core import triggers
+from streams.core.catalog import Catalog, CatalogItem
+from streams.core.config import RulesConfig
+from streams.core.events import SCHEMA_VERSION, Click, Position, UserEvent
+from streams.core.ids import stable_id
+from streams.core.recommend import Prediction, Recommender, RecRequest
+from streams.core.rules import exclusions, finalize
 from streams.core.state import StateLimits, UserState, apply_event, is_duplicate
+from streams.core.timers import TimerIndex
+from streams.core.trending import Trending
+
+RECOMMENDATIONS = "recommendations"
+PROMOTION_TRIGGERS = "promotion-triggers"
+EXTRA_CANDIDATES = 10  # asked beyond top_n so out-of-stock filtering rarely leaves a short list
+
+StateLoader = Callable[[str], UserState | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     state: UserState
     applied: bool  # False: a re-delivered event; `state` is the unchanged input state
-    outputs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (topic, key, value)
+    outputs: list[Output] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    topic: str  # logical topic name
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    event: UserEvent
+    partition: int
+    position: Position | None = None
+    replay: bool = False
+
+
+@dataclass(slots=True)
+class EventResult:
+    applied: bool
+    outputs: list[Output] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What a partition knows beyond its users: trending items and its event-time watermark."""
+
+    trending: Trending
+    watermark: int = -1
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"tr": self.trending.to_wire(), "wm": self.watermark, "o": self.offsets}
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> PartitionState:
+        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"])
+
+
+@dataclass(slots=True)
+class BatchResult:
+    results: list[EventResult]
+    states: dict[str, UserState]  # every state to store (changed, or re-delivered: rewrite repairs)
+    partitions: set[int] = field(default_factory=set)  # partitions whose PartitionState changed
+
+
+@dataclass(slots=True)
+class _Applied:
+    index: int
+    incoming: Incoming
+    facts: UserState
+    request: int | None  # index into the batch's model requests; None: trending fallback
+    fallback: list[tuple[str, float]] | None
+
+
 class Processor:
-    limits: StateLimits = field(default_factory=StateLimits)
+    def __init__(
+        self,
+        recommender: Recommender | None = None,
+        config: RulesConfig | None = None,
+        limits: StateLimits | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.recommender = recommender
+        self.config = config or RulesConfig()
+        self.limits = limits or StateLimits()
+        self.catalog: Catalog = catalog if catalog is not None else {}
+
+    def new_partition_state(self) -> PartitionState:
+        return PartitionState(Trending(self.config.trending_half_life_ms))
+
+    # -- state only -----------------------------------------------------------------------------------
 
     def process(
         self, state: UserState | None, event: UserEvent, position: Position | None = None
     ) -> Transition:
+        """The state transition alone (no model, rules or timers)."""
         if state is not None and is_duplicate(state, event, position):
             return Transition(state, applied=False)
         return Transition(apply_event(state, event, position, self.limits), applied=True)
+
+    # -- the full pipeline ----------------------------------------------------------------------------
+
+    def process_batch(
+        self,
+        batch: Sequence[Incoming],
+        load: StateLoader,
+        partitions: dict[int, PartitionState],
+        timers: TimerIndex,
+    ) -> BatchResult:
+        ledger: dict[str, UserState | None] = {}  # latest state per user touched by this batch
+        snapshots: dict[str, list[tuple[int, UserState]]] = {}
+        before: dict[str, UserState | None] = {}
+        results = [EventResult(applied=False) for _ in batch]
+        applied: list[_Applied] = []
+        requests: list[RecRequest] = []
+        watermarks: list[int] = []
+        touched: set[int] = set()
+
+        def latest(user: str) -> UserState | None:
+            if user not in ledger:
+                ledger[user] = before[user] = load(user)
+            return ledger[user]
+
+        for index, incoming in enumerate(batch):
+            event = incoming.event
+            part = partitions.setdefault(incoming.partition, self.new_partition_state())
+            if self._advance_partition(part, incoming):
+                touched.add(incoming.partition)
+            watermarks.append(part.watermark)
+            state = latest(event.user_id)
+            if state is not None and is_duplicate(state, event, incoming.position):
+                continue
+            new = apply_event(state, event, incoming.position, self.limits)
+            new.replayed = incoming.replay
+            self._watch(new, event)
+            triggers.schedule(new, event, self.config)
+            for kind, due in new.timers.items():
+                if state is None or state.timers.get(kind) != due:
+                    timers.add(incoming.partition, due, new.user_id, kind)
+            ledger[event.user_id] = new
+            snapshots.setdefault(event.user_id, []).append((index, new))
+            results[index].applied = True
+            applied.append(self._request(index, incoming, new, part, requests))
+
+        predictions = self.recommender.recommend_batch(requests) if requests and self.recommender else []
+        pending = iter(applied)
+        step = next(pending, None)
+        for index, incoming in enumerate(batch):
+            if step is not None and step.index == index:
+                results[index].outputs += self._immediate(step, predictions, ledger)
+                step = next(pending, None)
+            now = watermarks[index] - self.config.allowed_lateness_ms
+            results[index].outputs += self._fire_due(
+                incoming.partition, now, timers, latest, lambda u, i=index: _as_of(snapshots, before, u, i)
+            )
+        states = {user: state for user, state in ledger.items() if state is not None}
+        return BatchResult(results, states, touched)
+
+    def advance(
+        self, partition: int, now: int, load: StateLoader, timers: TimerIndex
+    ) -> tuple[list[Output], dict[str, UserState]]:
+        """Fire the partition's timers due at `now` (a live worker's wall-clock tick)."""
+        ledger: dict[str, UserState | None] = {}
+
+        def latest(user: str) -> UserState | None:
+            if user not in ledger:
+                ledger[user] = load(user)
+            return ledger[user]
+
+        outputs = self._fire_due(partition, now - self.config.allowed_lateness_ms, timers, latest, latest)
+        return outputs, {u: s for u, s in ledger.items() if s is not None}
+
+    def on_catalog(
+        self, item: CatalogItem, watchers: Iterable[str], load: StateLoader
+    ) -> tuple[list[Output], dict[str, UserState]]:
+        """Price-drop and back-in-stock triggers for the users watching `item`."""
+        outputs: list[Output] = []
+        states: dict[str, UserState] = {}
+        for user in sorted(watchers):
+            state = load(user)
+            if state is None or item.item_id not in state.watch:
+                continue
+            new = state.copy()
+            for candidate in triggers.catalog_candidates(new, item, self.config):
+                if (value := triggers.admit(new, new, candidate, self.config)) is not None:
+                    outputs.append(Output(PROMOTION_TRIGGERS, user, value))
+            states[user] = new
+        return outputs, states
+
+    # -- steps ----------------------------------------------------------------------------------------
+
+    def _advance_partition(self, part: PartitionState, incoming: Incoming) -> bool:
+        position = incoming.position
+        if position is not None:
+            if position.offset <= part.offsets.get(position.slot, -1):
+                return False  # already counted before a crash
+            part.offsets[position.slot] = position.offset
+        event = incoming.event
+        if isinstance(event, Click) and event.item_id is not None:
+            part.trending.add(event.item_id, event.type, event.ts)
+        part.watermark = max(part.watermark, event.ts)
+        return True
+
+    def _watch(self, state: UserState, event: UserEvent) -> None:
+        if not isinstance(event, Click) or event.item_id is None or event.type not in ("view", "add_to_cart"):
+            return
+        known = self.catalog.get(event.item_id)
+        price = event.price if event.price is not None else getattr(known, "price", None)
+        triggers.watch_item(state, event.item_id, price, getattr(known, "in_stock", None), event.ts)
+
+    def _request(
+        self,
+        index: int,
+        incoming: Incoming,
+        state: UserState,
+        part: PartitionState,
+        requests: list[RecRequest],
+    ) -> _Applied:
+        if self.recommender is None:
+            return _Applied(index, incoming, state, None, None)
+        excluded = exclusions(state, self.config)
+        history = tuple((e.item_id, e.kind, e.ts) for e in state.recent)
+        if not any(item is not None and self.recommender.knows(item) for item, _, _ in history):
+            # Cold start: nothing the model knows yet. Trending as of this event (not the batch end).
+            wanted = self.config.top_n + EXTRA_CANDIDATES
+            return _Applied(index, incoming, state, None, part.trending.top(wanted, excluded))
+        requests.append(RecRequest(history, excluded, self.config.top_n + EXTRA_CANDIDATES))
+        return _Applied(index, incoming, state, len(requests) - 1, None)
+
+    def _immediate(
+        self, step: _Applied, predictions: list[Prediction], ledger: dict[str, UserState | None]
+    ) -> list[Output]:
+        if self.recommender is None:
+            return []
+        event, facts = step.incoming.event, step.facts
+        if step.request is not None:
+            prediction = predictions[step.request]
+            ranked = finalize(prediction.items, facts, self.catalog, self.config, None)
+            intent = round(float(prediction.purchase_intent), 6)
+        else:
+            ranked = finalize(step.fallback or [], facts, self.catalog, self.config, "trending")
+            intent = 0.0
+        version = self.recommender.version
+        rec = {
+            "schema_version": SCHEMA_VERSION,
+            "rec_id": stable_id("r", event.event_id, version),
+            "user_id": event.user_id,
+            "cause_event_id": event.event_id,
+            "items": [{"item_id": i, "score": s, "rank": r} for r, (i, s) in enumerate(ranked.items, 1)],
+            "purchase_intent": intent,
+            "model_version": version,
+            "ts": event.ts,
+            "latency_ms": 0.0,
+            "provenance": ranked.provenance,
+        }
+        outputs = [Output(RECOMMENDATIONS, event.user_id, rec)]
+        top = [i for i, _ in ranked.items]
+        candidate = triggers.high_intent_candidate(facts, event, intent, top, self.config)
+        owner = ledger[event.user_id]
+        if candidate is not None and owner is not None:
+            value = triggers.admit(facts, owner, candidate, self.config)
+            if value is not None:
+                outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
+        return outputs
+
+    def _fire_due(
+        self,
+        partition: int,
+        now: int,
+        timers: TimerIndex,
+        latest: Callable[[str], UserState | None],
+        as_of: Callable[[str], UserState | None],
+    ) -> list[Output]:
+        outputs: list[Output] = []
+        later: list[tuple[int, str, str]] = []
+        for due, user, kind in timers.pop_due(partition, now):
+            owner = latest(user)
+            facts = as_of(user)
+            if owner is None or facts is None:
+                continue
+            if facts.timers.get(kind) != due:
+                if owner.timers.get(kind) == due:
+                    later.append((due, user, kind))  # set by a later event of this batch: not yet
+                continue  # otherwise stale: moved or cleared since it was indexed
+            candidate = triggers.due_candidate(facts, kind, due, self.config)
+            if owner.timers.get(kind) == due:
+                del owner.timers[kind]  # after judging: `facts` may be this very object
+            if candidate is not None and (value := triggers.admit(facts, owner, candidate, self.config)):
+                outputs.append(Output(PROMOTION_TRIGGERS, user, value))
+        for due, user, kind in later:
+            timers.add(partition, due, user, kind)
+        return outputs
+
+
+def _as_of(
+    snapshots: dict[str, list[tuple[int, UserState]]],
+    before: dict[str, UserState | None],
+    user: str,
+    index: int,
+) -> UserState | None:
+    """The user's state right after event `index` of the batch."""
+    state = before.get(user)
+    for at, snapshot in snapshots.get(user, ()):
+        if at > index:
+            break
+        state = snapshot
+    return state

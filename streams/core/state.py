@@ -94,6 +94,12 @@ class UserState:
     session: Session | None = None
     seq: dict[str, int] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
+    # engagement: what promotion triggers need
+    consent: bool | None = None
+    timers: dict[str, int] = field(default_factory=dict)  # trigger kind -> due event time
+    fired: list[list[Any]] = field(default_factory=list)  # [ts, kind, trigger_id], oldest first
+    watch: dict[str, list[Any]] = field(default_factory=dict)  # item -> [price seen, in stock seen, ts]
+    replayed: bool = False  # the last applied event came from a replay: its triggers must say so
 
     def copy(self) -> UserState:
         return UserState(
@@ -110,6 +116,11 @@ class UserState:
             session=None if self.session is None else Session(**_session_fields(self.session)),
             seq=dict(self.seq),
             offsets=dict(self.offsets),
+            consent=self.consent,
+            timers=dict(self.timers),
+            fired=[list(f) for f in self.fired],
+            watch={k: list(v) for k, v in self.watch.items()},
+            replayed=self.replayed,
         )
 
     def cart_quantities(self) -> dict[str, int]:
@@ -129,11 +140,13 @@ class UserState:
             "s": None if self.session is None else list(_session_fields(self.session).values()),
             "q": self.seq,
             "o": self.offsets,
+            "e": [self.consent, self.timers, self.fired, self.watch, self.replayed],
         }
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> UserState:
         session = raw["s"]
+        consent, timers, fired, watch, replayed = raw.get("e") or (None, {}, [], {}, False)
         return cls(
             user_id=raw["u"],
             recent=[RecentEvent.from_wire(e) for e in raw["r"]],
@@ -145,6 +158,11 @@ class UserState:
             session=None if session is None else Session(*session),
             seq=raw["q"],
             offsets=raw["o"],
+            consent=consent,
+            timers=timers,
+            fired=fired,
+            watch=watch,
+            replayed=replayed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +193,12 @@ class UserState:
             ],
             "applied": dict(sorted(self.seq.items())),
             "offsets": dict(sorted(self.offsets.items())),
+            "consent": self.consent,
+            "timers": dict(sorted(self.timers.items())),
+            "triggers": [{"ts": ts, "kind": kind, "trigger_id": tid} for ts, kind, tid in self.fired],
+            "watch": {
+                item: {"price": p, "in_stock": s, "ts": ts} for item, (p, s, ts) in sorted(self.watch.items())
+            },
         }
 
 
@@ -246,6 +270,8 @@ def _remember(state: UserState, entry: RecentEvent, limits: StateLimits) -> None
 
 def _apply_click(state: UserState, click: Click, limits: StateLimits) -> None:
     _advance_session(state, click)
+    if click.marketing_consent is not None:
+        state.consent = click.marketing_consent
     if click.item_id is None:
         return
     if click.type == "add_to_cart":

@@ -19,7 +19,7 @@ def order(n: int, ts: int, *items: str, status: str = "placed", order_id: str = 
 
 
 def run(events: list[Click | Order], limits: StateLimits | None = None) -> UserState:
-    processor = Processor(limits or StateLimits())
+    processor = Processor(limits=limits or StateLimits())
     state = None
     for event in events:
         state = processor.process(state, event).state

@@ -1,0 +1,37 @@
+"""The core's view of the model: a small protocol, so tests use a fake and the ONNX runtime stays
+replaceable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# (item_id or None, kind, ts), oldest first: exactly what UserState.recent holds.
+HistoryEntry = tuple[str | None, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RecRequest:
+    history: tuple[HistoryEntry, ...]
+    exclude: frozenset[str]
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    items: list[tuple[str, float]]  # best first
+    purchase_intent: float
+
+
+class Recommender(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    def knows(self, item_id: str) -> bool:
+        """True if the model has this item in its vocabulary (else the shopper is cold for it)."""
+        ...
+
+    def recommend_batch(self, requests: Sequence[RecRequest]) -> list[Prediction]:
+        """One prediction per request, in order; one model call for the whole batch."""
+        ...

@@ -1,0 +1,214 @@
+"""Promotion triggers: when to reach out, and the policy that decides whether we may.
+
+Rules look at a user's state (and, for high intent, the model's output) in event time. Timers live
+in the state; `schedule` recomputes them from the facts after every event, so they are a pure
+function of the state. Policy runs before anything leaves: consent, frequency caps per kind and
+overall, and exit on conversion (an order clears the pending cart timer).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from streams.core.catalog import CatalogItem
+from streams.core.config import MINUTE, RulesConfig
+from streams.core.events import SCHEMA_VERSION, Order, UserEvent
+from streams.core.ids import stable_id
+from streams.core.state import UserState
+
+CART = "cart_abandonment"
+BROWSE = "browse_abandonment"
+HIGH_INTENT = "high_intent"
+PRICE_DROP = "price_drop"
+BACK_IN_STOCK = "back_in_stock"
+WIN_BACK = "win_back"
+
+FIRED_HISTORY = 20
+WATCHED_ITEMS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    kind: str
+    anchor: str  # what makes this trigger unique: a due time, a cause event, a catalog version
+    ts: int
+    items: list[dict[str, Any]]
+    reason: str
+    cause_event_id: str | None = None
+
+
+# -- timers ---------------------------------------------------------------------------------------
+
+
+def _session_views(state: UserState) -> tuple[Counter[str], Counter[str], bool]:
+    start = state.session.start_ts if state.session is not None else 0
+    items: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    carted = False
+    for event in state.recent:
+        if event.ts < start:
+            continue
+        if event.kind == "view" and event.item_id is not None:
+            items[event.item_id] += 1
+            if event.category:
+                categories[event.category] += 1
+        elif event.kind in ("add_to_cart", "order_placed"):
+            carted = True
+    return items, categories, carted
+
+
+def _browsing(state: UserState, config: RulesConfig) -> bool:
+    items, categories, carted = _session_views(state)
+    if carted or state.cart:
+        return False
+    return (items and max(items.values()) >= config.browse_item_views) or (
+        bool(categories) and max(categories.values()) >= config.browse_category_views
+    )
+
+
+def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
+    """Recompute the user's timers from the facts (mutates `state`, a fresh copy)."""
+    enabled = config.enabled_triggers
+    last = state.last_ts or 0
+    timers = state.timers
+    converted = isinstance(event, Order) and event.status == "placed"
+    if CART in enabled and state.cart and not converted:
+        timers[CART] = last + config.cart_timeout_ms
+    else:
+        timers.pop(CART, None)
+    if BROWSE in enabled and _browsing(state, config):
+        timers[BROWSE] = last + config.browse_timeout_ms
+    else:
+        timers.pop(BROWSE, None)
+    if WIN_BACK in enabled and state.purchases:
+        timers[WIN_BACK] = last + config.win_back_after_ms
+    else:
+        timers.pop(WIN_BACK, None)
+
+
+def due_candidate(state: UserState, kind: str, due: int, config: RulesConfig) -> Candidate | None:
+    """The trigger a timer fires, if its condition still holds at its due time."""
+    if state.timers.get(kind) != due:
+        return None  # moved or cleared since it was indexed
+    if kind == CART and state.cart:
+        items = [
+            {"item_id": item, "quantity": line.quantity, **({"price": line.price} if line.price else {})}
+            for item, line in sorted(state.cart.items())
+        ]
+        minutes = config.cart_timeout_ms // MINUTE
+        reason = f"{len(items)} item(s) in cart, no activity for {minutes} min"
+        return Candidate(CART, str(due), due, items, reason)
+    if kind == BROWSE and _browsing(state, config):
+        views, _, _ = _session_views(state)
+        top = sorted(views.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        items = [{"item_id": item} for item, _ in top]
+        reason = (
+            f"viewed {top[0][0]} {top[0][1]} times without adding to cart" if top else "browsed without cart"
+        )
+        return Candidate(BROWSE, str(due), due, items, reason)
+    if kind == WIN_BACK and state.purchases:
+        recent = sorted(state.purchases.items(), key=lambda kv: (-kv[1].ts, kv[0]))[:3]
+        days = config.win_back_after_ms // (24 * 60 * MINUTE)
+        return Candidate(
+            WIN_BACK, str(due), due, [{"item_id": i} for i, _ in recent], f"no activity for {days} days"
+        )
+    return None
+
+
+# -- immediate rules --------------------------------------------------------------------------------
+
+
+def high_intent_candidate(
+    state: UserState, event: UserEvent, intent: float, top_items: list[str], config: RulesConfig
+) -> Candidate | None:
+    if HIGH_INTENT not in config.enabled_triggers or intent < config.high_intent_threshold:
+        return None
+    session_start = state.session.start_ts if state.session is not None else 0
+    if any(p.ts >= session_start and p.status == "placed" for p in state.purchases.values()):
+        return None  # already bought in this session
+    items = [{"item_id": i} for i in (sorted(state.cart) or top_items[:3])]
+    reason = f"purchase intent {intent:.2f} >= {config.high_intent_threshold:.2f} and no order this session"
+    return Candidate(HIGH_INTENT, event.event_id, event.ts, items, reason, cause_event_id=event.event_id)
+
+
+def watch_item(state: UserState, item_id: str, price: float | None, in_stock: bool | None, ts: int) -> None:
+    """Remember what the shopper saw, to notice a later price drop or restock (mutates `state`)."""
+    state.watch[item_id] = [price, in_stock, ts]
+    if len(state.watch) > WATCHED_ITEMS:
+        oldest = min(state.watch, key=lambda k: (state.watch[k][2], k))
+        del state.watch[oldest]
+
+
+def catalog_candidates(state: UserState, item: CatalogItem, config: RulesConfig) -> list[Candidate]:
+    """Triggers a catalog change causes for one watching user; updates what the user 'saw' (mutates)."""
+    seen = state.watch.get(item.item_id)
+    if seen is None:
+        return []
+    price_seen, stock_seen, seen_ts = seen
+    out = []
+    anchor = f"{item.item_id}@{item.ts}"
+    entry = {"item_id": item.item_id, **({"price": item.price} if item.price is not None else {})}
+    if (
+        PRICE_DROP in config.enabled_triggers
+        and item.price is not None
+        and price_seen
+        and item.price <= price_seen * (1 - config.price_drop_min_fraction)
+    ):
+        reason = f"{item.item_id} dropped from {price_seen:.2f} to {item.price:.2f}"
+        out.append(Candidate(PRICE_DROP, anchor, item.ts, [entry], reason))
+    if BACK_IN_STOCK in config.enabled_triggers and stock_seen is False and item.in_stock:
+        out.append(Candidate(BACK_IN_STOCK, anchor, item.ts, [entry], f"{item.item_id} is back in stock"))
+    state.watch[item.item_id] = [
+        item.price if item.price is not None else price_seen,
+        item.in_stock if item.in_stock is not None else stock_seen,
+        seen_ts,
+    ]
+    return out
+
+
+# -- policy -----------------------------------------------------------------------------------------
+
+
+def refusal(facts: UserState, ledger: UserState, candidate: Candidate, config: RulesConfig) -> str | None:
+    """Why the policy refuses this trigger, or None if it may leave. `facts` is the state as of the
+    trigger's moment (consent), `ledger` holds every trigger already sent (caps)."""
+    if facts.consent is False:
+        return "opted_out"
+    if config.require_opt_in and facts.consent is not True:
+        return "no_opt_in"
+    since = candidate.ts - config.cap_window_ms
+    recent = [kind for ts, kind, _ in ledger.fired if ts > since]
+    if sum(1 for kind in recent if kind == candidate.kind) >= config.cap_per_kind:
+        return "cap_per_kind"
+    if len(recent) >= config.cap_overall:
+        return "cap_overall"
+    return None
+
+
+def admit(
+    facts: UserState, ledger: UserState, candidate: Candidate, config: RulesConfig
+) -> dict[str, Any] | None:
+    """Apply policy; if admitted, record it in `ledger` (mutates it) and return the trigger event."""
+    if refusal(facts, ledger, candidate, config) is not None:
+        return None
+    trigger_id = stable_id("t", ledger.user_id, candidate.kind, candidate.anchor)
+    if any(tid == trigger_id for _, _, tid in ledger.fired):
+        return None  # already emitted before a crash: same id, nothing new to say
+    ledger.fired.append([candidate.ts, candidate.kind, trigger_id])
+    del ledger.fired[:-FIRED_HISTORY]
+    value: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "trigger_id": trigger_id,
+        "user_id": ledger.user_id,
+        "kind": candidate.kind,
+        "items": candidate.items,
+        "reason": candidate.reason,
+        "ts": candidate.ts,
+        "expires_at": candidate.ts + config.trigger_ttl_ms,
+        "replay": facts.replayed,
+    }
+    if candidate.cause_event_id is not None:
+        value["cause_event_id"] = candidate.cause_event_id
+    return value
