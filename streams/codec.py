@@ -12,6 +12,7 @@ from streams.errors import DecodeError
 
 CONTENT_TYPE = "content-type"
 JSON_CONTENT_TYPE = "application/json"
+REPLAY_HEADER = "streams-replay"  # set by `streams replay`: derived outputs say replay=true
 # A single event is a few hundred bytes; a cap keeps a hostile producer from making the worker
 # allocate without bound before the schema's own length limits are even checked.
 MAX_VALUE_BYTES = 256 * 1024

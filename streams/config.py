@@ -25,6 +25,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     recent_events: int = 50
+    api_token: str | None = None  # required by /users/{id}/state; unset: that endpoint is closed
+    advertised_url: str | None = None  # how other workers reach this one (default: http://host:port)
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -39,6 +41,8 @@ class Settings:
             data_dir=env.get("STREAMS_DATA_DIR", ".cache/worker"),
             web_host=env.get("STREAMS_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("STREAMS_WEB_PORT", "6066")),
+            api_token=env.get("STREAMS_API_TOKEN") or None,
+            advertised_url=env.get("STREAMS_ADVERTISED_URL") or None,
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
@@ -47,6 +51,12 @@ class Settings:
         if logical in self.overrides:
             return self.overrides[logical]
         return f"{self.topic_prefix}{logical}"
+
+    def canonical_url(self) -> str:
+        if self.advertised_url:
+            return self.advertised_url
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "") else self.web_host
+        return f"http://{host}:{self.web_port}"
 
     def physical(self, name: str) -> str:
         """The topic to use for a name found in a log: logical names map, anything else is kept."""

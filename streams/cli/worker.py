@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,17 +19,42 @@ def worker(
     app_id: AppId = None,
     data_dir: Annotated[str | None, typer.Option(help="RocksDB folder [env STREAMS_DATA_DIR]")] = None,
     web_port: Annotated[int | None, typer.Option(help="HTTP port [env STREAMS_WEB_PORT, 6066]")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model artifact dir [env STREAMS_MODEL; default models/onnx/default]")
+    ] = None,
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="State and triggers only, no recommendations")
+    ] = False,
+    rules: Annotated[Path | None, typer.Option(help="Business rules (TOML/JSON) [env STREAMS_RULES]")] = None,
+    batch_max: Annotated[int, typer.Option(help="Most events per micro-batch")] = 256,
+    batch_ms: Annotated[float, typer.Option(help="Longest wait to fill a micro-batch, ms")] = 5.0,
+    tick_seconds: Annotated[float, typer.Option(help="Wall-clock timer tick, s (0: event time only)")] = 5.0,
     loglevel: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
-    """Run a worker: consume clicks and orders, keep per-user state, dead-letter bad input."""
+    """Run a worker: state, recommendations, promotion triggers, dead letters, HTTP API."""
+    import os
+
     from faust.worker import Worker as FaustWorker
 
+    from streams.core.config import RulesConfig
+    from streams.core.recommend import TrendingOnly
     from streams.kafka.topics import ensure_topics
     from streams.live.app import Worker
+    from streams.serving import ModelRecommender, default_model_dir
 
     settings = settings_from(bootstrap, topic_prefix, app_id, data_dir=data_dir, web_port=web_port)
     ensure_topics(settings)
-    live = Worker(settings)
+    model_dir = None if no_model else (model or default_model_dir())
+    recommender = ModelRecommender(model_dir) if model_dir is not None else TrendingOnly()
+    rules_config = RulesConfig.load(rules or os.environ.get("STREAMS_RULES"))
+    live = Worker(
+        settings,
+        rules_config,
+        recommender,
+        batch_max=batch_max,
+        batch_within=batch_ms / 1000,
+        tick_seconds=tick_seconds or None,
+    )
     FaustWorker(live.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

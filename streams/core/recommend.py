@@ -35,3 +35,15 @@ class Recommender(Protocol):
     def recommend_batch(self, requests: Sequence[RecRequest]) -> list[Prediction]:
         """One prediction per request, in order; one model call for the whole batch."""
         ...
+
+
+class TrendingOnly:
+    """No model: every shopper is served from in-stream trending items (still one rec per event)."""
+
+    version = "trending-only"
+
+    def knows(self, item_id: str) -> bool:
+        return False
+
+    def recommend_batch(self, requests: Sequence[RecRequest]) -> list[Prediction]:
+        return [Prediction([], 0.0) for _ in requests]

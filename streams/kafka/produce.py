@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 
-from streams.codec import encode_key
+from streams.codec import REPLAY_HEADER, encode_key
 from streams.config import Settings
 from streams.logs import LogRecord
 
@@ -43,14 +43,18 @@ def replay_log(
     rate: float | None = None,
     on_sent: Callable[[LogRecord], None] | None = None,
     producer: KafkaProducer | None = None,
+    mark_replay: bool = True,
 ) -> ReplaySummary:
     """Send every record in order. `speed`: event-time pacing factor (2.0 = twice real time);
-    `rate`: at most this many records per second; neither: as fast as possible."""
+    `rate`: at most this many records per second; neither: as fast as possible. `mark_replay` adds
+    the `streams-replay` header, so whatever the worker derives from these events says replay=true
+    and no campaign fires from a backfill."""
     own_producer = producer is None
     producer = producer or make_producer(settings)
     summary = ReplaySummary()
     started = time.monotonic()
     first_ts: int | None = None
+    marker = [(REPLAY_HEADER, b"1")] if mark_replay else []
     try:
         for record in records:
             due = None
@@ -65,7 +69,7 @@ def replay_log(
                 settings.physical(record.topic),
                 key=encode_key(record.key),
                 value=record.wire_value(),
-                headers=record.wire_headers() or None,
+                headers=(record.wire_headers() + marker) or None,
                 timestamp_ms=record.ts,
             )
             summary.sent[record.topic] += 1

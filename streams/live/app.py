@@ -1,41 +1,103 @@
-"""The live adapter: a Faust app whose agent feeds `clicks` and `orders` through the pure core.
+"""The live adapter: Faust agents feeding `clicks`, `orders` and `catalog` through the pure core.
 
-The agent decodes, validates, loads the user's state from a RocksDB table (changelog-backed),
-calls the core, stores the state and sends outputs. Nothing else: rules live in `streams.core`.
-Delivery is at-least-once (Faust's exactly_once has open duplicate bugs); the offset watermark in
-each user's state makes a re-delivered event a no-op.
+The agent micro-batches events, decodes and validates them, loads the users' states from a RocksDB
+table (changelog-backed), hands the batch to `Processor.process_batch` (one model call per batch),
+sends the outputs, waits until Kafka has them, and only then stores the states. So a crash at any
+point re-delivers events whose outputs may be missing, and the deterministic output ids make the
+re-emission de-duplicable. Delivery is at-least-once (Faust's exactly_once has open duplicate
+bugs); the offset watermark in each state makes a re-delivered event a no-op for the state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
+import msgpack
 from faust.types import EventT, StreamT
+from kafka.partitioner.default import murmur2
 
-from streams.codec import encode_value
+from streams.codec import REPLAY_HEADER, decode_value, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
+from streams.core.catalog import CatalogItem
+from streams.core.config import RulesConfig
 from streams.core.events import Position
-from streams.core.processor import Processor
-from streams.core.state import StateLimits
+from streams.core.processor import (
+    PROMOTION_TRIGGERS,
+    RECOMMENDATIONS,
+    Incoming,
+    Output,
+    PartitionState,
+    Processor,
+)
+from streams.core.recommend import Recommender
+from streams.core.state import StateLimits, UserState
+from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
-from streams.live.tables import STATE_TABLE, UserStateTable
+from streams.live.context import PartitionContexts
+from streams.live.metrics import WorkerMetrics
+from streams.live.tables import STATE_TABLE, decode_state
+from streams.schemas import validate
 
 log = logging.getLogger(__name__)
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
+class CatalogView(Mapping[str, CatalogItem]):
+    """The catalog global table seen as the core's `Catalog` mapping (decoded lazily, cached)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._cache: dict[bytes, tuple[bytes, CatalogItem]] = {}
+
+    def __getitem__(self, item_id: str) -> CatalogItem:
+        key = item_id.encode()
+        raw = self.table.get(key)
+        if raw is None:
+            raise KeyError(item_id)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        item = CatalogItem.from_dict(msgpack.unpackb(raw, raw=False))
+        self._cache[key] = (raw, item)
+        return item
+
+    def get(self, item_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[item_id]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
 class Worker:
     """Builds the Faust app for one worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: RulesConfig | None = None,
+        recommender: Recommender | None = None,
+        batch_max: int = 256,
+        batch_within: float = 0.005,
+        tick_seconds: float | None = 5.0,
+    ) -> None:
         self.settings = settings
-        self.processor = Processor(StateLimits(recent_events=settings.recent_events))
+        self.rules = rules or RulesConfig()
+        self.batch_max = batch_max
+        self.batch_within = batch_within
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
@@ -47,6 +109,7 @@ class Worker:
             producer_acks=-1,
             web_host=settings.web_host,
             web_port=settings.web_port,
+            canonical_url=settings.canonical_url(),
             web_in_thread=False,
             autodiscover=False,
             table_cleanup_interval=3600.0,
@@ -55,54 +118,199 @@ class Worker:
             broker_session_timeout=10.0,
             broker_heartbeat_interval=2.0,
         )
-        self.inputs = self.app.topic(
+        app = self.app
+        self.inputs = app.topic(
             *(settings.topic(t) for t in INPUT_TOPICS), partitions=settings.partitions, **RAW
         )
-        self.dead_letters = self.app.topic(settings.topic("dead-letters"), **RAW)
-        # bytes types make Faust store keys and values untouched ("raw"); the state is msgpack we encode.
-        table = self.app.Table(
-            STATE_TABLE, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+        self.catalog_topic = app.topic(settings.topic("catalog"), partitions=settings.partitions, **RAW)
+        self.out = {
+            name: app.topic(settings.topic(name), **RAW) for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS)
+        }
+        self.dead_letters = app.topic(settings.topic("dead-letters"), **RAW)
+        # bytes types make Faust store keys and values untouched ("raw"); we encode msgpack ourselves.
+        table_args = {
+            "default": None,
+            "partitions": settings.partitions,
+            "key_type": bytes,
+            "value_type": bytes,
+        }
+        self.states = app.Table(STATE_TABLE, **table_args)
+        self.partition_table = app.Table("partition_state", **table_args)
+        self.latest = app.Table("latest_recommendation", **table_args)
+        self.catalog_table = app.GlobalTable("catalog", **table_args)
+        self.catalog = CatalogView(self.catalog_table)
+        self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
+        self.processor = Processor(
+            recommender, self.rules, StateLimits(recent_events=settings.recent_events), catalog=self.catalog
         )
-        self.states = UserStateTable(table)
-        self.app.agent(self.inputs, name="user-events")(self._consume)
-        self.counts = {"events": 0, "applied": 0, "redelivered": 0, "dead_letters": 0}
-        self._register_views()
+        self.timers = TimerIndex()
+        self.partitions: dict[int, PartitionState] = {}
+        self.wall_at_watermark: dict[int, float] = {}
+        self.metrics = WorkerMetrics()
+        self.counts = {
+            "events": 0,
+            "applied": 0,
+            "redelivered": 0,
+            "dead_letters": 0,
+            "recommendations": 0,
+            "triggers": 0,
+        }
+        self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self.lock = asyncio.Lock()  # batches, ticks and catalog fan-out never interleave their table writes
+        app.agent(self.inputs, name="user-events")(self._consume)
+        app.agent(self.catalog_topic, name="catalog-updates")(self._consume_catalog)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        if tick_seconds:
+            app.timer(tick_seconds, name="wall-clock-timers")(self._tick)
+        from streams.live.web import register_views
+
+        register_views(self)
+
+    # -- state access (always inside a partition context) ---------------------------------------------
+
+    def load_state(self, user_id: str) -> UserState | None:
+        raw = self.states.get(user_id.encode())
+        return None if raw is None else decode_state(raw)
+
+    def _partition_state(self, partition: int) -> PartitionState:
+        part = self.partitions.get(partition)
+        if part is None:
+            with self.contexts.partition(partition):
+                raw = self.partition_table.get(f"p{partition}".encode())
+                self._index_timers(partition)
+            part = (
+                PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
+                if raw is not None
+                else self.processor.new_partition_state()
+            )
+            self.partitions[partition] = part
+            self.wall_at_watermark[partition] = time.time()
+        return part
+
+    def _index_timers(self, partition: int) -> None:
+        """Rebuild the partition's due-timer index from its states (once per assignment)."""
+        self.timers.drop_partition(partition)
+        store = self.states.data
+        db = store._db_for_partition(partition)  # Faust's RocksDB store keeps one DB per partition
+        count = 0
+        for key, raw in db.items():
+            if not isinstance(key, bytes) or key.startswith(b"__faust"):
+                continue
+            state = decode_state(raw)
+            for kind, due in state.timers.items():
+                self.timers.add(partition, due, state.user_id, kind)
+                count += 1
+        log.info("partition %d: %d pending timers indexed", partition, count)
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            self.partitions.pop(tp.partition, None)
+            self.timers.drop_partition(tp.partition)
+
+    # -- user events ----------------------------------------------------------------------------------
 
     async def _consume(self, stream: StreamT) -> None:
-        async for event in stream.events():
-            await self.handle(event)
+        async for events in stream.take_events(self.batch_max, self.batch_within):
+            async with self.lock:
+                await self.handle_batch(events)
 
-    async def handle(self, event: EventT) -> None:
-        message = event.message
-        self.counts["events"] += 1
-        logical = self.settings.logical(message.topic) or message.topic
-        try:
-            user_event = parse_user_event(logical, message.key, message.value, message.headers)
-            position = Position(logical, message.partition, message.offset)
-            state = self.states.load(user_event.user_id)
-            transition = self.processor.process(state, user_event, position)
-        except BadMessage as exc:
-            await self._dead_letter(event, exc)
-            return
-        except Exception as exc:  # a bug must not stop the partition; the message is kept for replay
-            log.exception("processing failed at %s[%d]@%d", message.topic, message.partition, message.offset)
-            await self._dead_letter(event, BadMessage("processing_failed", f"{type(exc).__name__}: {exc}"))
-            return
-        if transition.applied:
-            self.counts["applied"] += 1
-        else:
-            # A re-delivery after a crash: the local store may hold this state while the changelog
-            # never got it (killed before the producer flushed). Writing it again repairs that.
-            self.counts["redelivered"] += 1
-        self.states.store(transition.state)
-        for topic, key, value in transition.outputs:
-            await self.app.topic(self.settings.topic(topic), **RAW).send(
-                key=key.encode(), value=encode_value(value)
+    async def handle_batch(self, events: list[EventT]) -> None:
+        received = time.perf_counter()
+        batch: list[Incoming] = []
+        for event in events:
+            message = event.message
+            logical = self.settings.logical(message.topic) or message.topic
+            self.metrics.events_in.labels(logical).inc()
+            self.counts["events"] += 1
+            try:
+                parsed = parse_user_event(logical, message.key, message.value, message.headers)
+            except BadMessage as exc:
+                await self._dead_letter(event, exc)
+                continue
+            replay = header_value(message.headers, REPLAY_HEADER) is not None
+            batch.append(
+                Incoming(
+                    parsed, message.partition, Position(logical, message.partition, message.offset), replay
+                )
             )
+        if not batch:
+            return
+        partition_of = {i.event.user_id: i.partition for i in batch}
+        for p in {i.partition for i in batch}:
+            self._partition_state(p)
+
+        def load(user_id: str) -> UserState | None:
+            with self.contexts.partition(partition_of.get(user_id, self.partition_for(user_id))):
+                return self.load_state(user_id)
+
+        try:
+            result = self.processor.process_batch(batch, load, self.partitions, self.timers)
+        except Exception as exc:  # a bug must not stop the partitions: park the batch in dead-letters
+            log.exception("batch of %d failed", len(batch))
+            for event in events:
+                await self._dead_letter(
+                    event, BadMessage("processing_failed", f"{type(exc).__name__}: {exc}")
+                )
+            return
+        self.metrics.model_latency.observe(time.perf_counter() - received)
+        self.metrics.batch_size.observe(len(batch))
+        outputs = [o for r in result.results for o in r.outputs]
+        applied = sum(r.applied for r in result.results)
+        self.counts["applied"] += applied
+        self.counts["redelivered"] += len(batch) - applied
+        self.metrics.applied.inc(applied)
+        self.metrics.redelivered.inc(len(batch) - applied)
+        await self._send(outputs, latency_from=received)
+        self._store(result.states, self._owner_partitions(result.states, partition_of), result.partitions)
+
+    def _owner_partitions(self, states: Mapping[str, UserState], known: dict[str, int]) -> dict[str, int]:
+        return {user: known[user] if user in known else self.partition_for(user) for user in states}
+
+    def partition_for(self, user_id: str) -> int:
+        """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
+        return (murmur2(user_id.encode()) & 0x7FFFFFFF) % self.settings.partitions
+
+    def _store(self, states: Mapping[str, UserState], partitions: dict[str, int], changed: set[int]) -> None:
+        for user, state in states.items():
+            with self.contexts.partition(partitions[user]):
+                self.states[user.encode()] = encode_value(state.to_wire())
+        for p in changed:
+            self.wall_at_watermark[p] = time.time()
+            with self.contexts.partition(p):
+                self.partition_table[f"p{p}".encode()] = encode_value(self.partitions[p].to_wire())
+
+    async def _send(self, outputs: list[Output], latency_from: float | None = None) -> None:
+        """Send and wait for the broker's acknowledgement (before any state is stored)."""
+        if not outputs:
+            return
+        pending = []
+        for output in outputs:
+            value = output.value
+            if output.topic == RECOMMENDATIONS:
+                if latency_from is not None:
+                    value = {**value, "latency_ms": round((time.perf_counter() - latency_from) * 1000, 3)}
+                self.metrics.recommendations.inc()
+                self.counts["recommendations"] += 1
+            else:
+                self.metrics.triggers.labels(value["kind"]).inc()
+                self.counts["triggers"] += 1
+            encoded = encode_value(value)
+            pending.append(await self.out[output.topic].send(key=output.key.encode(), value=encoded))
+            if output.topic == RECOMMENDATIONS:
+                with self.contexts.partition(self.partition_for(output.key)):
+                    self.latest[output.key.encode()] = encoded
+            self._publish(output.key, {"topic": output.topic, "value": value})
+        await asyncio.gather(*pending)
+
+    def _publish(self, user_id: str, message: dict[str, Any]) -> None:
+        for queue in self.subscribers.get(user_id, ()):
+            if queue.qsize() < 100:
+                queue.put_nowait(message)
 
     async def _dead_letter(self, event: EventT, error: BadMessage) -> None:
         message = event.message
         self.counts["dead_letters"] += 1
+        self.metrics.dead_letters.labels(error.code).inc()
         log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, error.message)
         value = dead_letter_value(
             message.topic,
@@ -115,17 +323,38 @@ class Worker:
         )
         await self.dead_letters.send(key=message.key, value=encode_value(value))
 
-    def _register_views(self) -> None:
-        app = self.app
+    # -- timers on the wall clock ------------------------------------------------------------------------
 
-        @app.page("/healthz")
-        async def healthz(web: Any, request: Any) -> Any:
-            return web.json({"status": "ok", "app_id": self.settings.app_id, **self.counts})
+    async def _tick(self) -> None:
+        """A quiet partition's event time still moves on: fire what the wall clock makes due."""
+        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        async with self.lock:
+            for partition, part in list(self.partitions.items()):
+                if part.watermark < 0:
+                    continue
+                now = part.watermark + int((time.time() - self.wall_at_watermark[partition]) * 1000)
+                due = self.timers.next_due(partition)
+                if due is None or due > now - self.rules.allowed_lateness_ms:
+                    continue
 
-        @app.page("/users/{user_id}/state")
-        @app.table_route(table=self.states.table, match_info="user_id")
-        async def user_state(web: Any, request: Any, user_id: str) -> Any:
-            state = self.states.load(user_id)
-            if state is None:
-                return web.json({"error": "unknown user", "user_id": user_id}, status=404)
-            return web.json(state.to_dict())
+                def load(user_id: str, p: int = partition) -> UserState | None:
+                    with self.contexts.partition(p):
+                        return self.load_state(user_id)
+
+                outputs, states = self.processor.advance(partition, now, load, self.timers)
+                await self._send(outputs)
+                self._store(states, {u: partition for u in states}, set())
+
+    # -- catalog ----------------------------------------------------------------------------------------
+
+    async def _consume_catalog(self, stream: StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                value = decode_value(message.value, message.headers)
+                validate("catalog_item", value)
+            except BadMessage as exc:
+                await self._dead_letter(event, exc)
+                continue
+            self.catalog_table[message.key or value["item_id"].encode()] = encode_value(value)

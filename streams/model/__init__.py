@@ -1,0 +1,1 @@
+"""Offline next-item models for session-based recommendation: data, baselines, metrics, training."""

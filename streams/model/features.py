@@ -1,0 +1,185 @@
+"""The featurizer shared by training and serving: histories in, fixed-vocabulary integer arrays out.
+
+Pure numpy, no torch, so the live worker can import it. Training builds its batches with exactly
+these functions and `export` stores the config and vocabulary next to the ONNX graph, so an event can
+never become one input at training time and another at serving time.
+
+A history is a sequence of `(item_id | None, kind, ts)` in event-time order (what `UserState.recent`
+holds). Only its last `window` events are used, so the cost of one prediction is bounded and does not
+grow with the shopper's history.
+
+Arrays are right-padded: row b holds its events at positions 0..n_b-1 (oldest first) and padding
+after them. The model reads the last real event at n_b-1, so padding never changes a row's output and
+a batch may be padded to its own longest row instead of the full window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+PAD = 0
+UNKNOWN = 1  # items outside the vocabulary, and events without an item (search)
+RESERVED = 2  # indices below this are never recommended
+
+# Index 0 is padding; an unknown kind maps to "other" rather than failing the whole batch.
+EVENT_KINDS: tuple[str, ...] = (
+    "<pad>",
+    "view",
+    "add_to_cart",
+    "remove_from_cart",
+    "search",
+    "order_placed",
+    "order_cancelled",
+    "order_returned",
+    "other",
+)
+_KIND_INDEX = {kind: index for index, kind in enumerate(EVENT_KINDS)}
+_OTHER_KIND = _KIND_INDEX["other"]
+
+History = Sequence[tuple[str | None, str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturizerConfig:
+    window: int = 50  # events the model sees; UserState keeps 50, so more would never be filled
+    gap_buckets: int = 16  # log2-second buckets for the time since the previous event (2^16 s ~ 18 h)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window <= 50:
+            raise ValueError("window must be in 1..50")
+        if self.gap_buckets < 1:
+            raise ValueError("gap_buckets must be >= 1")
+
+    @property
+    def gap_vocab(self) -> int:
+        # 0 = padding, 1 = first event of the window (no previous event), then the log buckets.
+        return self.gap_buckets + 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FeaturizerConfig:
+        return cls(**{k: raw[k] for k in ("window", "gap_buckets") if k in raw})
+
+
+class ItemVocab:
+    """Item id <-> index. Indices 0 (padding) and 1 (unknown) are reserved; items start at 2."""
+
+    __slots__ = ("_index", "ids", "order")
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.ids: list[str] = list(ids)
+        self._index: dict[str, int] = {item: i + RESERVED for i, item in enumerate(self.ids)}
+        if len(self._index) != len(self.ids):
+            raise ValueError("duplicate item ids in vocabulary")
+        # Rank of each index in item-id order: the deterministic tie-break for equal scores. The
+        # reserved indices sort last so they can never win a tie.
+        order = np.full(len(self), np.iinfo(np.int64).max, dtype=np.int64)
+        order[RESERVED:] = np.argsort(np.argsort(np.array(self.ids, dtype=object), kind="stable"))
+        self.order = order
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], min_count: int = 1) -> ItemVocab:
+        # Most frequent first: stable across runs on the same data and cache-friendly for the output layer.
+        kept = [item for item, n in counts.items() if n >= min_count]
+        kept.sort(key=lambda item: (-counts[item], item))
+        return cls(kept)
+
+    def __len__(self) -> int:
+        return len(self.ids) + RESERVED
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index
+
+    def index(self, item_id: str | None) -> int:
+        if item_id is None:
+            return UNKNOWN
+        return self._index.get(item_id, UNKNOWN)
+
+    def item(self, index: int) -> str:
+        if index < RESERVED:
+            raise KeyError(f"index {index} is reserved")
+        return self.ids[index - RESERVED]
+
+
+def kind_index(kind: str) -> int:
+    return _KIND_INDEX.get(kind, _OTHER_KIND)
+
+
+def gap_bucket(gap_ms: int, buckets: int) -> int:
+    """Bucket of the time since the previous event: 2 + floor(log2(1 + seconds)), capped."""
+    seconds = max(0, gap_ms) / 1000.0
+    return 2 + min(buckets - 1, int(math.log2(1.0 + seconds)))
+
+
+class Featurizer:
+    def __init__(self, vocab: ItemVocab, config: FeaturizerConfig | None = None) -> None:
+        self.vocab = vocab
+        self.config = config or FeaturizerConfig()
+
+    def encode_sequence(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item, kind and gap indices of every event, oldest first (no window).
+
+        Training encodes each full history once and slices windows out of it; `encode_one` is the
+        same slice, so both paths give identical inputs by construction.
+        """
+        n = len(history)
+        items = np.empty(n, dtype=np.int64)
+        kinds = np.empty(n, dtype=np.int64)
+        gaps = np.empty(n, dtype=np.int64)
+        buckets = self.config.gap_buckets
+        previous_ts: int | None = None
+        for i, (item_id, kind, ts) in enumerate(history):
+            items[i] = self.vocab.index(item_id)
+            kinds[i] = kind_index(kind)
+            gaps[i] = 1 if previous_ts is None else gap_bucket(ts - previous_ts, buckets)
+            previous_ts = ts
+        return items, kinds, gaps
+
+    def encode_one(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last `window` events. One event before the window is kept for its timestamp, so the
+        first visible gap is the real one: truncation changes only which events are visible."""
+        window = self.config.window
+        tail = history[-(window + 1) :] if len(history) > window else history
+        items, kinds, gaps = self.encode_sequence(tail)
+        return items[-window:], kinds[-window:], gaps[-window:]
+
+    def encode(self, histories: Iterable[History], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Model inputs for a batch: int64 arrays `items`, `kinds`, `gaps` of shape [batch, T].
+
+        T is the longest (windowed) history in the batch, at least 1, or `pad_to`. An empty history
+        becomes an all-padding row; the model still answers for it (a popularity-like guess).
+        """
+        rows = [self.encode_one(h) for h in histories]
+        width = max([1, *(len(r[0]) for r in rows)]) if pad_to is None else pad_to
+        out = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUT_NAMES}
+        for b, row in enumerate(rows):
+            n = len(row[0])
+            for name, values in zip(INPUT_NAMES, row, strict=True):
+                out[name][b, :n] = values
+        return out
+
+
+INPUT_NAMES: tuple[str, ...] = ("items", "kinds", "gaps")
+OUTPUT_NAMES: tuple[str, ...] = ("logits", "intent")
+
+
+def views(items: Iterable[str]) -> list[tuple[str | None, str, int]]:
+    """A plain item sequence (SR-GNN sessions, `predict` prefixes) as a history of views.
+
+    Such data has no timestamps; one second apart is a typical in-session pace and, being the same at
+    training and serving time, is all the model needs.
+    """
+    return [(item, "view", i * 1000) for i, item in enumerate(items)]
+
+
+def history_of(recent: Iterable[Any]) -> list[tuple[str | None, str, int]]:
+    """`UserState.recent` (objects with item_id, kind, ts; already in event-time order) as a history."""
+    return [(e.item_id, e.kind, e.ts) for e in recent]

@@ -1,0 +1,196 @@
+"""`OnnxRecommender`: the one class that serves the model (stream, replay, predict, evaluate, bench).
+
+It loads an artifact directory (`model.onnx` + `metadata.json`), featurizes many histories at once
+with the shared featurizer and runs one ONNX Runtime call per batch. No torch here.
+
+Hot swap: everything one artifact needs (session, vocabulary, featurizer, metadata) lives in one
+immutable `_Loaded` object. `recommend` reads the reference once, so a batch that started on the old
+artifact finishes on it; `swap` builds the new object completely before one attribute assignment
+publishes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from streams.model.features import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    RESERVED,
+    Featurizer,
+    FeaturizerConfig,
+    History,
+    ItemVocab,
+    views,
+)
+
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+FORMAT = "streams-onnx/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    items: list[tuple[str, float]]  # (item id, probability over the catalogue), best first
+    purchase_intent: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    directory: Path
+    session: ort.InferenceSession
+    vocab: ItemVocab
+    featurizer: Featurizer
+    metadata: dict[str, Any] = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+
+def _load(artifact_dir: Path | str, threads: int) -> _Loaded:
+    directory = Path(artifact_dir)
+    metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{directory}: unsupported artifact format {metadata.get('format')!r}")
+    options = ort.SessionOptions()
+    # One intra-op thread by default: the worker runs one partition per process, and batching, not
+    # threads, is what buys throughput there.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        str(directory / metadata["model"]["file"]), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    names = tuple(i.name for i in session.get_inputs()), tuple(o.name for o in session.get_outputs())
+    if names != (INPUT_NAMES, OUTPUT_NAMES):
+        raise ValueError(
+            f"{directory}: graph has inputs/outputs {names}, expected {(INPUT_NAMES, OUTPUT_NAMES)}"
+        )
+    vocab = ItemVocab(metadata["vocabulary"]["items"])
+    featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
+    return _Loaded(directory, session, vocab, featurizer, metadata)
+
+
+class OnnxRecommender:
+    """Batched next-item recommendations and purchase intent from an exported artifact."""
+
+    def __init__(self, artifact_dir: Path | str, threads: int = 1) -> None:
+        self.threads = threads
+        self._loaded = _load(artifact_dir, threads)
+
+    @property
+    def version(self) -> str:
+        return self._loaded.version
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._loaded.metadata
+
+    @property
+    def vocab(self) -> ItemVocab:
+        return self._loaded.vocab
+
+    @property
+    def window(self) -> int:
+        return self._loaded.featurizer.config.window
+
+    def swap(self, artifact_dir: Path | str) -> str:
+        """Load another artifact, then publish it atomically. Returns the new version."""
+        loaded = _load(artifact_dir, self.threads)  # fails here, before anything changes
+        self._loaded = loaded
+        return loaded.version
+
+    def score(self, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch]."""
+        return self._run(self._loaded, histories)
+
+    def recommend(
+        self,
+        histories: Sequence[History],
+        k: int,
+        exclude: Sequence[set[str]] | None = None,
+    ) -> list[Prediction]:
+        """Top-k items (best first, ties by item id) and purchase intent for each history.
+
+        `exclude[i]` is removed from row i before the top-k, so a row still gets k items when the
+        catalogue allows. Item scores are probabilities under the model's softmax over the whole
+        catalogue (before exclusion).
+        """
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError(f"{len(exclude)} exclude sets for {len(histories)} histories")
+        if not histories:
+            return []
+        loaded = self._loaded  # one read: the whole batch uses one artifact even if swap() runs now
+        logits, intent = self._run(loaded, histories)
+        scores = logits[:, RESERVED:].astype(np.float64)
+        # Softmax over real items only; computed in float64 so tiny probabilities keep their order.
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        order = loaded.vocab.order[RESERVED:]
+        out: list[Prediction] = []
+        for row in range(len(histories)):
+            values = scores[row]
+            banned = exclude[row] if exclude is not None else None
+            if banned:
+                values = values.copy()
+                indices = [loaded.vocab.index(item) - RESERVED for item in banned if item in loaded.vocab]
+                values[indices] = -np.inf
+            top = _top_k(values, order, k)
+            out.append(
+                Prediction(
+                    items=[(loaded.vocab.ids[i], float(values[i])) for i in top],
+                    purchase_intent=float(intent[row]),
+                )
+            )
+        return out
+
+    @staticmethod
+    def _run(loaded: _Loaded, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
+        inputs = loaded.featurizer.encode(histories)
+        logits, intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
+        return logits, intent
+
+
+def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best finite values, best first; equal values ordered by item id."""
+    n = len(values)
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < n:
+        threshold = np.partition(values, n - k)[n - k]
+        candidates = np.flatnonzero(values >= threshold)
+    else:
+        candidates = np.arange(n)
+    candidates = candidates[np.isfinite(values[candidates])]
+    ranked = candidates[np.lexsort((order[candidates], -values[candidates]))]
+    return ranked[:k]
+
+
+class RecommenderRanker:
+    """A `SessionRanker` for the evaluation harness: item histories are fed as views."""
+
+    def __init__(self, recommender: OnnxRecommender, name: str = "SessionNet", batch_size: int = 256) -> None:
+        self.recommender = recommender
+        self.name = name
+        self.batch_size = batch_size
+
+    def fit(self, train_sessions: list[list[str]]) -> None:
+        """Nothing to do: the artifact was trained offline and is evaluated as it will be served."""
+
+    def topk(self, prefixes: Sequence[Sequence[str]], k: int) -> list[list[str]]:
+        out: list[list[str]] = []
+        for lo in range(0, len(prefixes), self.batch_size):
+            chunk = [views(p) for p in prefixes[lo : lo + self.batch_size]]
+            out.extend([item for item, _ in p.items] for p in self.recommender.recommend(chunk, k))
+        return out

@@ -1,0 +1,501 @@
+"""Training: SR-GNN session files or our event logs -> a trained `SessionNet` -> an exported artifact.
+
+Both sources become the same thing: per-history encoded event sequences (through the shared
+featurizer) and "prediction points" (history = the first `end` events, the window of the last L of
+them is what the model sees; a next-item target and/or a purchase label). A point never looks at
+anything after `end`, so training sees exactly what the live worker will see in `UserState.recent`.
+
+Validation is always carved out of the training input (the last fraction of sessions in file or
+start-time order): nothing here ever reads a test file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from streams.logs import read_log
+from streams.model.features import EVENT_KINDS, Featurizer, FeaturizerConfig, ItemVocab, views
+from streams.model.net import NetConfig, SessionNet
+from streams.model.sessions import read_sessions, split_validation
+
+# Kinds whose item is a next-item target: what the shopper looks at or wants next.
+_TARGET_KINDS = frozenset({"view", "add_to_cart"})
+_SESSION_GAP_MS = 30 * 60 * 1000  # same split rule as streams.core.state for clicks without session_id
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    dim: int = 100
+    dropout: float = 0.25
+    scale: float = 12.0
+    lr: float = 1e-3
+    lr_decay: float = 0.5  # per epoch, after `decay_after` epochs
+    decay_after: int = 2
+    batch_size: int = 256
+    epochs: int = 10
+    patience: int = 2
+    valid_fraction: float = 0.1
+    max_valid_points: int = 100_000
+    min_count: int = 1
+    window: int = 50
+    intent_weight: float = 1.0
+    seed: int = 0
+    threads: int = 2
+    max_minutes: float = 0.0  # 0 = no time cap; otherwise stop after the epoch that crosses it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class TrainingData:
+    """Encoded sequences stored flat, plus prediction points into them."""
+
+    vocab: ItemVocab
+    featurizer: Featurizer
+    items: np.ndarray  # flat, all sequences concatenated
+    kinds: np.ndarray
+    gaps: np.ndarray
+    offsets: np.ndarray  # start of each sequence in the flat arrays
+    point_seq: np.ndarray  # per point: sequence index
+    point_end: np.ndarray  # per point: history = sequence[:end]
+    target: np.ndarray  # per point: item index, 0 = no next-item target
+    label: np.ndarray  # per point: 1/0 purchase in this session afterwards, -1 = unknown
+    valid: np.ndarray  # per point: True = validation
+    summary: dict[str, Any] = field(default_factory=dict)
+    # Per validation session: (point index of its last pre-order click, label, views, duration ms).
+    intent_sessions: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def batch(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        """Model inputs for some points: the same right-padded layout as `Featurizer.encode`."""
+        window = self.featurizer.config.window
+        base = self.offsets[self.point_seq[points]]
+        stop = base + self.point_end[points]
+        start = np.maximum(base, stop - window)
+        lengths = stop - start
+        steps = np.arange(max(1, int(lengths.max())))[None, :]
+        inside = steps < lengths[:, None]
+        index = np.where(inside, start[:, None] + steps, 0)
+        return {
+            name: np.where(inside, flat[index], 0)
+            for name, flat in (("items", self.items), ("kinds", self.kinds), ("gaps", self.gaps))
+        }
+
+    def lengths(self, points: np.ndarray) -> np.ndarray:
+        return np.minimum(self.point_end[points], self.featurizer.config.window)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _assemble(
+    vocab: ItemVocab,
+    featurizer: Featurizer,
+    histories: list[list[tuple[str | None, str, int]]],
+    points: list[tuple[int, int, int, int, bool]],
+    summary: dict[str, Any],
+) -> TrainingData:
+    encoded = [featurizer.encode_sequence(h) for h in histories]
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    flat = [np.concatenate([e[i] for e in encoded]) if encoded else np.zeros(0, np.int64) for i in range(3)]
+    table = np.array(points, dtype=np.int64).reshape(-1, 5)
+    return TrainingData(
+        vocab=vocab,
+        featurizer=featurizer,
+        items=flat[0],
+        kinds=flat[1],
+        gaps=flat[2],
+        offsets=offsets,
+        point_seq=table[:, 0],
+        point_end=table[:, 1],
+        target=table[:, 2],
+        label=table[:, 3],
+        valid=table[:, 4].astype(bool),
+        summary=summary,
+    )
+
+
+def load_session_file(path: Path, config: TrainConfig) -> TrainingData:
+    """SR-GNN sessions: every prefix predicts the next item (the usual augmentation); no intent labels."""
+    sessions = [s for s in read_sessions(path) if s]
+    train_part, valid_part = split_validation(sessions, config.valid_fraction)
+    counts = Counter(item for session in sessions for item in session)
+    vocab = ItemVocab.from_counts(counts, config.min_count)
+    featurizer = Featurizer(vocab, FeaturizerConfig(window=config.window))
+    points: list[tuple[int, int, int, int, bool]] = []
+    for s, session in enumerate(sessions):
+        is_valid = s >= len(train_part)
+        for end in range(1, len(session)):
+            target = vocab.index(session[end])
+            if target >= 2:
+                points.append((s, end, target, -1, is_valid))
+    summary = {
+        "source": "sessions",
+        "file": str(path),
+        "sha256": _file_digest(path),
+        "sessions": len(sessions),
+        "train_sessions": len(train_part),
+        "valid_sessions": len(valid_part),
+        "clicks": int(sum(counts.values())),
+        "items": len(vocab.ids),
+    }
+    return _assemble(vocab, featurizer, [views(s) for s in sessions], points, summary)
+
+
+@dataclass(slots=True)
+class _Event:
+    ts: int
+    rank: int  # clicks before orders at equal ts, as UserState orders them
+    seq: int
+    kind: str
+    item: str | None
+    session: str | None
+
+
+def load_event_log(path: Path, config: TrainConfig) -> TrainingData:
+    """Our event logs: per user, every click and order in event-time order (as `UserState.recent`).
+
+    A prediction point follows each click. Its next-item target is the next click of the same
+    session if that is a view or add-to-cart; its purchase label says whether an order is placed in
+    that session later on. Orders carry no session id: an order belongs to the session of the
+    user's latest click at or before it.
+    """
+    per_user: dict[str, list[_Event]] = defaultdict(list)
+    counts: Counter[str] = Counter()
+    n_clicks = n_orders = 0
+    for seq, record in enumerate(read_log(path)):
+        value = record.value
+        if value is None or record.topic not in ("clicks", "orders"):
+            continue
+        user = value["user_id"]
+        if record.topic == "clicks":
+            n_clicks += 1
+            item = value.get("item_id")
+            per_user[user].append(_Event(value["ts"], 0, seq, value["type"], item, value.get("session_id")))
+            if item is not None:
+                counts[item] += 1
+        else:
+            n_orders += 1
+            lines = value.get("items") or []
+            item = lines[0]["item_id"] if lines else None
+            per_user[user].append(_Event(value["ts"], 1, seq, f"order_{value['status']}", item, None))
+            for line in lines:
+                counts[line["item_id"]] += 1
+    vocab = ItemVocab.from_counts(counts, config.min_count)
+    featurizer = Featurizer(vocab, FeaturizerConfig(window=config.window))
+
+    histories: list[list[tuple[str | None, str, int]]] = []
+    # Per session: (user sequence index, start ts, click positions, positions of placed orders).
+    sessions: dict[tuple[int, str], tuple[int, list[int], list[int]]] = {}
+    for user in sorted(per_user):
+        events = sorted(per_user[user], key=lambda e: (e.ts, e.rank, e.seq))
+        u = len(histories)
+        histories.append([(e.item, e.kind, e.ts) for e in events])
+        current: str | None = None
+        last_click_ts: int | None = None
+        for i, e in enumerate(events):
+            if e.rank == 0:
+                if e.session is not None:
+                    current = e.session
+                elif current is None or last_click_ts is None or e.ts - last_click_ts > _SESSION_GAP_MS:
+                    current = f"{user}:{e.ts}"  # no session id sent: split on inactivity
+                last_click_ts = e.ts
+                entry = sessions.setdefault((u, current), (e.ts, [], []))
+                entry[1].append(i)
+            elif e.kind == "order_placed" and current is not None:
+                sessions[(u, current)][2].append(i)
+
+    # Validation = the sessions that started last, like a time split.
+    ordered = sorted(sessions, key=lambda key: (sessions[key][0], key))
+    n_valid = round(len(ordered) * config.valid_fraction)
+    valid_keys = set(ordered[len(ordered) - n_valid :])
+    points: list[tuple[int, int, int, int, bool]] = []
+    intent_sessions: list[tuple[int, int, int, int]] = []
+    for key in ordered:
+        u, _ = key
+        _, clicks, orders = sessions[key]
+        events = histories[u]
+        is_valid = key in valid_keys
+        in_session = set(clicks)
+        first_order = min(orders) if orders else None
+        last_before_order: int | None = None
+        for i in clicks:
+            target = 0
+            nxt = i + 1
+            if nxt in in_session and events[nxt][1] in _TARGET_KINDS:
+                target = vocab.index(events[nxt][0])
+                target = target if target >= 2 else 0
+            label = int(any(o > i for o in orders))
+            points.append((u, i + 1, target, label, is_valid))
+            if first_order is None or i < first_order:
+                last_before_order = len(points) - 1
+        if is_valid and last_before_order is not None:
+            seen = [i for i in clicks if first_order is None or i < first_order]
+            n_views = sum(1 for i in seen if events[i][1] == "view")
+            duration = events[seen[-1]][2] - events[seen[0]][2]
+            intent_sessions.append((last_before_order, int(bool(orders)), n_views, duration))
+
+    summary = {
+        "source": "events",
+        "file": str(path),
+        "sha256": _file_digest(path),
+        "users": len(histories),
+        "clicks": n_clicks,
+        "orders": n_orders,
+        "sessions": len(sessions),
+        "valid_sessions": n_valid,
+        "sessions_with_order": sum(1 for s in sessions.values() if s[2]),
+        "items": len(vocab.ids),
+    }
+    data = _assemble(vocab, featurizer, histories, points, summary)
+    data.intent_sessions = intent_sessions
+    return data
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC via the rank-sum statistic, ties counted half; NaN when a class is missing."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    # Average ranks over tied runs.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+# -- training --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TrainResult:
+    model: SessionNet
+    data: TrainingData
+    config: TrainConfig
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+
+
+def _batches(data: TrainingData, points: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length: shuffle, sort chunks of 50 batches by length, cut, shuffle.
+
+    Padding to the longest row is what a batch costs, so grouping lengths saves most of the GRU work
+    while the chunking keeps the batches random enough.
+    """
+    shuffled = points[rng.permutation(len(points))]
+    chunk = size * 50
+    out: list[np.ndarray] = []
+    for lo in range(0, len(shuffled), chunk):
+        part = shuffled[lo : lo + chunk]
+        part = part[np.argsort(data.lengths(part), kind="stable")]
+        out.extend(part[i : i + size] for i in range(0, len(part), size))
+    rng.shuffle(out)  # type: ignore[arg-type]
+    return out
+
+
+def _tensors(data: TrainingData, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    arrays = data.batch(points)
+    return (
+        torch.from_numpy(arrays["items"]),
+        torch.from_numpy(arrays["kinds"]),
+        torch.from_numpy(arrays["gaps"]),
+    )
+
+
+@torch.no_grad()
+def evaluate_points(
+    model: SessionNet, data: TrainingData, points: np.ndarray, batch_size: int = 512
+) -> dict[str, float]:
+    """Next-item HR@20/MRR@20 (x100, full ranking, ties counted pessimistically) and intent AUC."""
+    model.eval()
+    ranks: list[np.ndarray] = []
+    intents: list[np.ndarray] = []
+    ordered = points[np.argsort(data.lengths(points), kind="stable")]
+    for lo in range(0, len(ordered), batch_size):
+        part = ordered[lo : lo + batch_size]
+        logits, intent = model(*_tensors(data, part))
+        target = torch.from_numpy(data.target[part])
+        has_target = target > 0
+        chosen = logits.gather(1, target[:, None])
+        rank = 1 + (logits >= chosen).sum(1) - 1  # >= counts the target itself once
+        ranks.append(np.where(has_target.numpy(), rank.numpy(), 0))
+        intents.append(torch.sigmoid(intent).numpy())
+    rank_all = np.concatenate(ranks) if ranks else np.zeros(0)
+    rank_all = rank_all[rank_all > 0].astype(np.float64)
+    out: dict[str, float] = {}
+    if len(rank_all):
+        hit = rank_all <= 20
+        out["HR@20"] = 100.0 * float(hit.mean())
+        out["MRR@20"] = 100.0 * float(np.where(hit, 1.0 / rank_all, 0.0).mean())
+    labels = data.label[ordered]
+    known = labels >= 0
+    if known.any():
+        auc = roc_auc(np.concatenate(intents)[known], labels[known])
+        if not math.isnan(auc):
+            out["intent_auc"] = auc
+    return out
+
+
+def intent_report(model: SessionNet, data: TrainingData) -> dict[str, float]:
+    """Per held-out session ROC-AUC: the model (at the session's last click before any order) vs.
+    the view-count and session-duration heuristics computed over the same clicks."""
+    if not data.intent_sessions:
+        return {}
+    table = np.array(data.intent_sessions, dtype=np.int64)
+    model.eval()
+    probs: list[np.ndarray] = []
+    with torch.no_grad():
+        for lo in range(0, len(table), 512):
+            _, intent = model(*_tensors(data, table[lo : lo + 512, 0]))
+            probs.append(torch.sigmoid(intent).numpy())
+    labels = table[:, 1]
+    return {
+        "sessions": len(table),
+        "positives": int(labels.sum()),
+        "model": roc_auc(np.concatenate(probs), labels),
+        "view_count": roc_auc(table[:, 2], labels),
+        "duration": roc_auc(table[:, 3], labels),
+    }
+
+
+def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> TrainResult:
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    net_config = NetConfig(
+        n_items=len(data.vocab),
+        n_kinds=len(EVENT_KINDS),
+        n_gaps=data.featurizer.config.gap_vocab,
+        window=data.featurizer.config.window,
+        dim=config.dim,
+        dropout=config.dropout,
+        scale=config.scale,
+    )
+    model = SessionNet(net_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    train_points = np.flatnonzero(~data.valid)
+    valid_points = np.flatnonzero(data.valid)
+    if len(valid_points) > config.max_valid_points:
+        valid_points = np.sort(rng.choice(valid_points, config.max_valid_points, replace=False))
+    has_labels = bool((data.label >= 0).any())
+    history: list[dict[str, float]] = []
+    best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
+    started = time.monotonic()
+    for epoch in range(1, config.epochs + 1):
+        lr = config.lr * config.lr_decay ** max(0, epoch - config.decay_after)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        epoch_start = time.monotonic()
+        batches = _batches(data, train_points, config.batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress)
+        running = 0.0
+        for step, points in enumerate(bar, 1):
+            logits, intent = model(*_tensors(data, points))
+            loss = _loss(logits, intent, data, points, config.intent_weight if has_labels else 0.0)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.1e}")
+        epoch_seconds = time.monotonic() - epoch_start
+        metrics = evaluate_points(model, data, valid_points) if len(valid_points) else {}
+        row = {"epoch": epoch, "loss": running, "seconds": round(epoch_seconds, 1), "lr": lr, **metrics}
+        history.append(row)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+        tqdm.write(f"epoch {epoch}: {shown}")
+        # Early stopping on HR@20 + MRR@20 (both are bars we report), or intent AUC if no targets.
+        score = metrics.get("HR@20", 0.0) + metrics.get("MRR@20", 0.0) + metrics.get("intent_auc", 0.0)
+        if not len(valid_points) or score > best_score:
+            best_score, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                tqdm.write(f"early stop: no gain for {stale} epochs, best epoch {best_epoch}")
+                break
+        if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
+            tqdm.write(f"time cap of {config.max_minutes} min reached after epoch {epoch}")
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    best = next(row for row in history if row["epoch"] == best_epoch)
+    final: dict[str, Any] = {
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in history])), 1),
+        "train_minutes": round((time.monotonic() - started) / 60, 2),
+        "validation": {k: v for k, v in best.items() if k not in ("epoch", "loss", "seconds", "lr")},
+    }
+    report = intent_report(model, data)
+    if report:
+        final["intent_validation_sessions"] = report
+    return TrainResult(model, data, config, final, history)
+
+
+def _loss(
+    logits: torch.Tensor, intent: torch.Tensor, data: TrainingData, points: np.ndarray, intent_weight: float
+) -> torch.Tensor:
+    target = torch.from_numpy(data.target[points])
+    loss = logits.new_zeros(())
+    if bool((target > 0).any()):
+        loss = loss + F.cross_entropy(logits, target, ignore_index=0)
+    if intent_weight > 0:
+        label = torch.from_numpy(data.label[points])
+        known = label >= 0
+        if bool(known.any()):
+            loss = loss + intent_weight * F.binary_cross_entropy_with_logits(
+                intent[known], label[known].to(intent.dtype)
+            )
+    return loss
+
+
+def run_training(
+    data: TrainingData, config: TrainConfig, out_dir: Path, command: str = "", progress: bool = True
+) -> dict[str, Any]:
+    """Train, then export the best epoch's model with its metadata; returns the metadata."""
+    from streams.model.export import export_model  # onnx export pulls in more of torch; only here
+
+    result = train(data, config, progress=progress)
+    valid = np.flatnonzero(data.valid)
+    sample = valid[:256] if len(valid) else np.arange(min(256, len(data.point_seq)))
+    has_labels = bool((data.label >= 0).any())
+    return export_model(
+        result.model,
+        data.vocab,
+        data.featurizer.config,
+        out_dir,
+        real_inputs=data.batch(sample),
+        training={"config": config.to_dict(), "data": data.summary, "history": result.history},
+        metrics=result.metrics,
+        command=command,
+        intent_trained=has_labels,
+    )
