@@ -104,9 +104,6 @@ class Csr:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def row(self, i: int) -> np.ndarray:
-        return self.values[self.offsets[i] : self.offsets[i + 1]]
-
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The concatenated values of `rows` and each row's length, without a Python loop."""
         starts = self.offsets[rows]

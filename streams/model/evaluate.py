@@ -42,6 +42,9 @@ def evaluate_rankers(
     """One row per ranker name, in the given order (the metrics need k >= 20 to be complete)."""
     if k < 20:
         raise ValueError(f"k={k}: HR@20, MRR@20 and NDCG@20 need at least the top 20")
+    names = [ranker.name for ranker in rankers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ranker names must be unique (they key the table): {names}")
     return {ranker.name: evaluate_ranker(ranker, train_sessions, cases, k) for ranker in rankers}
 
 

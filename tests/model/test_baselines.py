@@ -133,7 +133,8 @@ def test_contract_full_ranking_deterministic(ranker: SessionRanker) -> None:
 
 
 def test_evaluate_rankers_rows_and_k_guard() -> None:
-    cases = [(["a"], "b"), (["c"], "d")]
+    # After c, d..h tie at 1 / sqrt(6) and go in id order: e is second.
+    cases = [(["a"], "b"), (["c"], "e")]
     rows = evaluate_rankers([Pop(), ItemKNN()], TOY, cases)
     assert list(rows) == ["POP", "Item-KNN"]
     assert set(rows["POP"]) == {*METRICS, "secs"}
