@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 import msgpack
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from kafka.partitioner.default import murmur2
 
-from streams.codec import REPLAY_HEADER, decode_value, encode_value, header_value
+from streams.codec import REPLAY_HEADER, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
-from streams.core.catalog import CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.events import Position
 from streams.core.processor import (
@@ -40,46 +39,18 @@ from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
+from streams.live.catalog import CatalogFollower
 from streams.live.context import PartitionContexts
 from streams.live.metrics import WorkerMetrics
+from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state
-from streams.schemas import validate
 
 log = logging.getLogger(__name__)
 
+PAUSE_AT = 2000  # held events of one topic-partition before it is paused
+RESUME_AT = 500
+
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-
-
-class CatalogView(Mapping[str, CatalogItem]):
-    """The catalog global table seen as the core's `Catalog` mapping (decoded lazily, cached)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self._cache: dict[bytes, tuple[bytes, CatalogItem]] = {}
-
-    def __getitem__(self, item_id: str) -> CatalogItem:
-        key = item_id.encode()
-        raw = self.table.get(key)
-        if raw is None:
-            raise KeyError(item_id)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] is raw:
-            return cached[1]
-        item = CatalogItem.from_dict(msgpack.unpackb(raw, raw=False))
-        self._cache[key] = (raw, item)
-        return item
-
-    def get(self, item_id: str, default: Any = None) -> Any:  # type: ignore[override]
-        try:
-            return self[item_id]
-        except KeyError:
-            return default
-
-    def __iter__(self) -> Iterator[str]:
-        return (k.decode() for k in self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
 
 
 class Worker:
@@ -122,7 +93,6 @@ class Worker:
         self.inputs = app.topic(
             *(settings.topic(t) for t in INPUT_TOPICS), partitions=settings.partitions, **RAW
         )
-        self.catalog_topic = app.topic(settings.topic("catalog"), partitions=settings.partitions, **RAW)
         self.out = {
             name: app.topic(settings.topic(name), **RAW) for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS)
         }
@@ -137,11 +107,13 @@ class Worker:
         self.states = app.Table(STATE_TABLE, **table_args)
         self.partition_table = app.Table("partition_state", **table_args)
         self.latest = app.Table("latest_recommendation", **table_args)
-        self.catalog_table = app.GlobalTable("catalog", **table_args)
-        self.catalog = CatalogView(self.catalog_table)
+        self.catalog = CatalogFollower(settings.bootstrap, settings.topic("catalog"))
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
-            recommender, self.rules, StateLimits(recent_events=settings.recent_events), catalog=self.catalog
+            recommender,
+            self.rules,
+            StateLimits(recent_events=settings.recent_events),
+            catalog=self.catalog.items,
         )
         self.timers = TimerIndex()
         self.partitions: dict[int, PartitionState] = {}
@@ -156,12 +128,17 @@ class Worker:
             "triggers": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
-        self.lock = asyncio.Lock()  # batches, ticks and catalog fan-out never interleave their table writes
+        self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
+        # The wait is a liveness valve only: normally the other topic is caught up or its data is coming.
+        self.sequencer = PartitionSequencer(tuple(settings.topic(t) for t in INPUT_TOPICS), max_wait=10.0)
+        self._stream: StreamT | None = None
+        self._paused: set[TP] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
-        app.agent(self.catalog_topic, name="catalog-updates")(self._consume_catalog)
         app.on_partitions_revoked.connect(self._on_revoked)
         if tick_seconds:
             app.timer(tick_seconds, name="wall-clock-timers")(self._tick)
+        app.timer(0.05, name="sequencer-drain")(self._drain)
+        app.task(self._start_catalog)
         from streams.live.web import register_views
 
         register_views(self)
@@ -204,15 +181,77 @@ class Worker:
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
+            self._paused.discard(tp)
+            self.sequencer.drop_partition(tp.partition)
             self.partitions.pop(tp.partition, None)
             self.timers.drop_partition(tp.partition)
 
     # -- user events ----------------------------------------------------------------------------------
 
     async def _consume(self, stream: StreamT) -> None:
+        self._stream = stream
         async for events in stream.take_events(self.batch_max, self.batch_within):
-            async with self.lock:
-                await self.handle_batch(events)
+            for event in events:
+                self.sequencer.push(event)
+            await self._drain()
+            self._flow_control()
+
+    def _flow_control(self) -> None:
+        """Pause a topic-partition that has plenty waiting, so the fetcher brings the one it waits
+        for (Kafka Streams pauses full partition buffers for the same reason)."""
+        consumer = self.app.consumer
+        queued = self.sequencer.queued()
+        pause = [TP(t, p) for (t, p), n in queued.items() if n >= PAUSE_AT and TP(t, p) not in self._paused]
+        resume = [tp for tp in self._paused if queued.get((tp.topic, tp.partition), 0) < RESUME_AT]
+        if pause:
+            consumer.pause_partitions(pause)
+            self._paused.update(pause)
+        if resume:
+            consumer.resume_partitions(resume)
+            self._paused.difference_update(resume)
+
+    async def _drain(self) -> None:
+        """Process what the sequencer releases; ack only afterwards so a crash re-delivers it."""
+        if self._stream is None or not self.catalog.ready.is_set():
+            return  # never recommend from a half-loaded catalog: events wait in the sequencer
+        async with self.lock:
+            ready = self.sequencer.release(self._caught_up)
+            if not ready:
+                return
+            try:
+                await self.handle_batch(ready)
+            finally:
+                for event in ready:
+                    await self._stream.ack(event)
+        self._flow_control()
+
+    async def _start_catalog(self) -> None:
+        self.catalog.start()
+        await self.catalog.ready.wait()
+        log.info("catalog loaded: %d items", len(self.catalog.items))
+
+    def _idle(self, partition: int) -> bool:
+        """Nothing held and nothing more to fetch for this partition on any input topic."""
+        if self.sequencer.holds(partition):
+            return False
+        return all(
+            self._caught_up(topic, partition, self.sequencer.last_offset(topic, partition))
+            for topic in self.sequencer.topics
+        )
+
+    def _caught_up(self, topic: str, partition: int, last_offset: int | None) -> bool:
+        consumer = self.app.consumer
+        tp = TP(topic, partition)
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not assigned (mid-rebalance): nothing to wait for here
+            return True
+        if highwater is None:
+            return False
+        if last_offset is None:  # nothing seen yet: only an empty (or fully committed) partition is done
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            return highwater <= (committed or 0)
+        return last_offset + 1 >= highwater
 
     async def handle_batch(self, events: list[EventT]) -> None:
         received = time.perf_counter()
@@ -331,8 +370,8 @@ class Worker:
             return
         async with self.lock:
             for partition, part in list(self.partitions.items()):
-                if part.watermark < 0:
-                    continue
+                if part.watermark < 0 or not self._idle(partition):
+                    continue  # a partition with input to process moves on event time alone
                 now = part.watermark + int((time.time() - self.wall_at_watermark[partition]) * 1000)
                 due = self.timers.next_due(partition)
                 if due is None or due > now - self.rules.allowed_lateness_ms:
@@ -345,16 +384,3 @@ class Worker:
                 outputs, states = self.processor.advance(partition, now, load, self.timers)
                 await self._send(outputs)
                 self._store(states, {u: partition for u in states}, set())
-
-    # -- catalog ----------------------------------------------------------------------------------------
-
-    async def _consume_catalog(self, stream: StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                value = decode_value(message.value, message.headers)
-                validate("catalog_item", value)
-            except BadMessage as exc:
-                await self._dead_letter(event, exc)
-                continue
-            self.catalog_table[message.key or value["item_id"].encode()] = encode_value(value)

@@ -73,7 +73,9 @@ def register_views(worker: Worker) -> None:
             {
                 "status": "ok",
                 "app_id": worker.settings.app_id,
-                "partitions": assigned,
+                "partitions": sorted(set(assigned)),
+                "held": len(worker.sequencer),
+                "reordered_by_timeout": worker.sequencer.forced,
                 "model_version": getattr(worker.processor.recommender, "version", None),
                 **worker.counts,
             }

@@ -125,6 +125,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> WorkerProcess:
 
 
 def produce(records: Iterable[LogRecord], settings: Settings) -> None:
+    ensure_topics(settings)  # never let the broker auto-create them with its own partition count
     replay_log(records, settings)
 
 
