@@ -1,0 +1,118 @@
+"""The HTTP API with two workers in one group: every user answered, whichever worker is asked."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from streams.codec import decode_value
+from streams.config import Settings
+from streams.generate import TrafficConfig, generate_traffic
+from streams.logs import LogRecord
+from tests.integration.harness import WorkerProcess, free_port, produce, read_topic, start_worker, wait_until
+
+
+def get(url: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def latest_on_topic(settings: Settings) -> dict[str, dict[str, Any]]:
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for m in read_topic(settings, "recommendations"):
+        key = m.key.decode()
+        if key not in latest or m.offset > latest[key][0]:
+            latest[key] = (m.offset, decode_value(m.value))
+    return {k: v for k, (_, v) in latest.items()}
+
+
+class SseReader(threading.Thread):
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def run(self) -> None:
+        with urllib.request.urlopen(self.url, timeout=60) as response:  # follows the owner redirect
+            kind = None
+            for raw in response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind:
+                    self.events.append((kind, json.loads(line[6:])))
+
+
+def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_path: Path) -> None:
+    settings = replace(settings, api_token="s3cret")
+    records = list(generate_traffic(TrafficConfig(users=60, items=200, events=2000, seed=21)))
+    produce(records, settings)
+    second = replace(settings, web_port=free_port(), data_dir=str(tmp_path / "second"))
+    workers: list[WorkerProcess] = [start_worker(settings, tmp_path), start_worker(second, tmp_path)]
+    try:
+        for w in workers:
+            w.wait_healthy()
+        events = sum(1 for r in records if r.topic in ("clicks", "orders"))
+        wait_until(lambda: len(read_topic(settings, "recommendations")) >= events, 240, "all recommendations")
+        # Both workers own some partitions.
+        wait_until(
+            lambda: all((w.health() or {}).get("partitions") for w in workers), 60, "a split assignment"
+        )
+        latest = latest_on_topic(settings)
+        users = sorted(latest)[:25]
+        for w in workers:
+            base = f"http://127.0.0.1:{w.settings.web_port}"
+            for user in users:
+                status, body = get(f"{base}/users/{user}/recommendations")
+                assert status == 200, (user, body)
+                assert body["rec_id"] == latest[user]["rec_id"]
+                assert body["items"] == latest[user]["items"]
+            assert get(f"{base}/users/nobody/recommendations")[0] == 404
+            assert get(f"{base}/users/{users[0]}/state")[0] == 401
+            status, state = get(f"{base}/users/{users[0]}/state", token="s3cret")
+            assert status == 200 and state["user_id"] == users[0]
+            status, spec = get(f"{base}/openapi.json")
+            assert status == 200 and "/users/{user_id}/recommendations" in spec["paths"]
+            metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+            assert "streams_recommendations_total" in metrics
+
+        # Live feed: subscribe through the *first* worker; the owner may be the other one.
+        user = users[0]
+        reader = SseReader(f"http://127.0.0.1:{settings.web_port}/users/{user}/recommendations/stream")
+        reader.start()
+        wait_until(lambda: bool(reader.events), 30, "the latest recommendation on the feed")
+        assert reader.events[0] == ("recommendation", latest[user])
+        ts = int(time.time() * 1000)
+        produce(
+            [
+                LogRecord(
+                    "clicks",
+                    user,
+                    ts,
+                    value={
+                        "event_id": "sse-1",
+                        "user_id": user,
+                        "type": "view",
+                        "item_id": "sku-3",
+                        "ts": ts,
+                    },
+                )
+            ],
+            settings,
+        )
+        wait_until(
+            lambda: any(e[1].get("cause_event_id") == "sse-1" for e in reader.events), 60, "a live update"
+        )
+    finally:
+        for w in workers:
+            w.stop()
