@@ -46,12 +46,13 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]
     )
 
 
-def _describe(state: dict[str, Any]) -> str:
-    last = state["recent"][-1] if state["recent"] else {}
-    cart = {item: line["quantity"] for item, line in state["cart"].items()}
-    events = sum(state["counters"].values())
-    touched = f"{last.get('kind', '-')}:{last.get('item_id') or '-'}"
-    return f"events={events:<4} last={touched}  cart={cart}  bought={len(state['purchases'])}"
+def _describe(rec: dict[str, Any]) -> str:
+    top = ", ".join(i["item_id"] for i in rec["items"][:4])
+    fallback = rec.get("provenance", {}).get("fallback")
+    return (
+        f"after {rec['cause_event_id']}: {top} ...  intent={rec['purchase_intent']:.2f}"
+        f"  {rec['latency_ms']:.1f} ms{'  (trending)' if fallback else ''}"
+    )
 
 
 @app.command()
@@ -61,9 +62,9 @@ def demo(
     events: Annotated[int, typer.Option(help="Click and order events to play")] = 6000,
     rate: Annotated[float, typer.Option(help="Events per second")] = 300.0,
     seed: Annotated[int | None, typer.Option(help="Traffic seed (default: new traffic each run)")] = None,
-    keep: Annotated[bool, typer.Option(help="Leave the worker running afterwards")] = False,
+    stay: Annotated[bool, typer.Option(help="Keep the worker (and page) up until Ctrl-C")] = True,
 ) -> None:
-    """Run the pipeline locally and watch one shopper's state change as the traffic plays."""
+    """Run the pipeline locally and watch one shopper's recommendations change as the traffic plays."""
     from streams.generate import TrafficConfig, generate_traffic
     from streams.kafka.produce import replay_log
     from streams.kafka.topics import ensure_topics
@@ -87,25 +88,35 @@ def demo(
     activity = Counter(r.key for r in records if r.topic == "clicks")
     shopper = activity.most_common(1)[0][0]
     typer.echo(f"playing {len(records)} generated events at {rate:g}/s; following shopper {shopper}")
-    typer.echo(f"  state over HTTP: {base}/users/{shopper}/state    health: {base}/healthz")
+    typer.echo(f"  live page:  {base}/demo?user={shopper}")
+    typer.echo(f"  latest:     {base}/users/{shopper}/recommendations    health: {base}/healthz")
     player = threading.Thread(target=replay_log, args=(records, settings), kwargs={"rate": rate}, daemon=True)
     player.start()
     seen = None
     while player.is_alive() or seen is None:
-        state = _get(f"{base}/users/{shopper}/state")
-        if state is not None and state.get("user_id") and state != seen:
-            typer.echo(f"  {time.strftime('%X')}  {shopper}: {_describe(state)}")
-            seen = state
+        rec = _get(f"{base}/users/{shopper}/recommendations")
+        if rec is not None and rec.get("rec_id") and rec != seen:
+            typer.echo(f"  {time.strftime('%X')}  {shopper} {_describe(rec)}")
+            seen = rec
         time.sleep(1.0)
         if not player.is_alive() and seen is None:
             break
     time.sleep(2)
     health = _get(f"{base}/healthz") or {}
     typer.echo(
-        f"done: worker saw {health.get('events')} events, applied {health.get('applied')}, "
-        f"dead letters {health.get('dead_letters')}"
+        f"done: {health.get('events')} events, {health.get('recommendations')} recommendations, "
+        f"{health.get('triggers')} promotion triggers, {health.get('dead_letters')} dead letters "
+        f"(model {health.get('model_version')})"
     )
-    typer.echo(f"inspect any shopper: streams state {shopper}")
-    if worker is not None and not keep:
+    typer.echo(f"inspect a shopper's state: streams state {shopper}")
+    if worker is None:
+        return
+    try:
+        if stay:
+            typer.echo(f"the worker keeps serving {base}/demo?user={shopper} - Ctrl-C to stop")
+            worker.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
         worker.terminate()
         worker.wait(30)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -69,11 +70,14 @@ class Worker:
         self.rules = rules or RulesConfig()
         self.batch_max = batch_max
         self.batch_within = batch_within
+        datadir = Path(settings.data_dir) / settings.app_id
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
             store="rocksdb://",
-            datadir=settings.data_dir,
+            # One folder per app id: tables of different apps must never share RocksDB files.
+            datadir=str(datadir),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication,
             processing_guarantee="at_least_once",
