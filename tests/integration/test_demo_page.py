@@ -1,0 +1,70 @@
+"""A real browser (headless Chromium) on the demo page sees a shopper's recommendations update live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings
+from streams.logs import LogRecord
+from tests.integration.harness import produce, start_worker
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _view(user: str, n: int, item: str) -> LogRecord:
+    ts = int(time.time() * 1000)
+    return LogRecord(
+        "clicks",
+        user,
+        ts,
+        value={"event_id": f"page-{n}", "user_id": user, "type": "view", "item_id": item, "ts": ts},
+    )
+
+
+def test_demo_page_updates_live(settings: Settings, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        message = "chromium not installed (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    user = "page-shopper"
+    produce([_view(user, 0, "sku-1")], settings)
+    worker = start_worker(settings, tmp_path)
+    try:
+        worker.wait_healthy()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--no-first-run",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{settings.web_port}/demo?user={user}")
+            page.wait_for_function(
+                "document.getElementById('cause').textContent === 'page-0'", timeout=60_000
+            )
+            assert page.locator("#recs li").count() > 0
+            assert page.locator("#status").text_content() == "live"
+            for n, item in enumerate(("sku-2", "sku-3"), start=1):
+                produce([_view(user, n, item)], settings)
+                page.wait_for_function(
+                    f"document.getElementById('cause').textContent === 'page-{n}'", timeout=30_000
+                )
+            assert "update 3" in (page.locator("#count").text_content() or "")
+            page.screenshot(path=str(tmp_path / "demo.png"))
+            browser.close()
+    finally:
+        worker.stop()
