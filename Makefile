@@ -2,10 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(HASH)
+TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -17,9 +19,16 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-[0-9]* && touch $@
+
+# PyTorch (a multi-GB wheel on PyPI) only where a model is trained: tests train a tiny one.
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	rm -f $(VENV)/.installed-train-* && touch $@
 
 venv: $(STAMP)
+
+venv-train: $(TRAIN_STAMP)
 
 kafka-up: venv
 	$(BIN)/streams kafka up
@@ -43,13 +52,13 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: venv
+unit: venv-train
 	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
 
 integration: kafka-up
 	$(BIN)/pytest -q -m integration $(PYTEST_ARGS)
 
-test: lint kafka-up
+test: lint venv-train kafka-up
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 clean:
