@@ -24,6 +24,7 @@ from kafka.partitioner.default import murmur2
 
 from streams.codec import REPLAY_HEADER, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
+from streams.core.catalog import CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.events import Position
 from streams.core.processor import (
@@ -111,7 +112,10 @@ class Worker:
         self.states = app.Table(STATE_TABLE, **table_args)
         self.partition_table = app.Table("partition_state", **table_args)
         self.latest = app.Table("latest_recommendation", **table_args)
-        self.catalog = CatalogFollower(settings.bootstrap, settings.topic("catalog"))
+        self.catalog = CatalogFollower(
+            settings.bootstrap, settings.topic("catalog"), on_update=self._catalog_changed
+        )
+        self.watchers: dict[str, set[str]] = {}  # item -> local users who saw it (price drop, restock)
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
             recommender,
@@ -137,6 +141,7 @@ class Worker:
         self.sequencer = PartitionSequencer(tuple(settings.topic(t) for t in INPUT_TOPICS), max_wait=10.0)
         self._stream: StreamT | None = None
         self._paused: set[TP] = set()
+        self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
         app.on_partitions_revoked.connect(self._on_revoked)
         if tick_seconds:
@@ -178,6 +183,7 @@ class Worker:
             if not isinstance(key, bytes) or key.startswith(b"__faust"):
                 continue
             state = decode_state(raw)
+            self._note_watch(state)
             for kind, due in state.timers.items():
                 self.timers.add(partition, due, state.user_id, kind)
                 count += 1
@@ -313,8 +319,13 @@ class Worker:
         """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
         return (murmur2(user_id.encode()) & 0x7FFFFFFF) % self.settings.partitions
 
+    def _note_watch(self, state: UserState) -> None:
+        for item in state.watch:
+            self.watchers.setdefault(item, set()).add(state.user_id)
+
     def _store(self, states: Mapping[str, UserState], partitions: dict[str, int], changed: set[int]) -> None:
         for user, state in states.items():
+            self._note_watch(state)
             with self.contexts.partition(partitions[user]):
                 self.states[user.encode()] = encode_value(state.to_wire())
         for p in changed:
@@ -388,3 +399,25 @@ class Worker:
                 outputs, states = self.processor.advance(partition, now, load, self.timers)
                 await self._send(outputs)
                 self._store(states, {u: partition for u in states}, set())
+
+    # -- catalog changes ---------------------------------------------------------------------------------
+
+    def _catalog_changed(self, item: CatalogItem) -> None:
+        if item.item_id in self.watchers:
+            task = asyncio.ensure_future(self._notify_watchers(item))
+            self._background.add(task)  # keep a reference until done (asyncio holds only weak ones)
+            task.add_done_callback(self._background.discard)
+
+    async def _notify_watchers(self, item: CatalogItem) -> None:
+        """Price-drop and back-in-stock triggers for this worker's users who saw the item."""
+        async with self.lock:
+            owned = {tp.partition for tp in self.app.consumer.assignment()}
+            users = [u for u in self.watchers.get(item.item_id, ()) if self.partition_for(u) in owned]
+
+            def load(user_id: str) -> UserState | None:
+                with self.contexts.partition(self.partition_for(user_id)):
+                    return self.load_state(user_id)
+
+            outputs, states = self.processor.on_catalog(item, users, load)
+            await self._send(outputs)
+            self._store(states, {u: self.partition_for(u) for u in states}, set())

@@ -128,4 +128,9 @@ class OfflineEngine:
             value = None
         if value is None:
             return
-        self.processor.catalog[value["item_id"]] = CatalogItem.from_dict(value)  # type: ignore[index]
+        item = CatalogItem.from_dict(value)
+        self.processor.catalog[item.item_id] = item  # type: ignore[index]
+        watchers = [u for u, state in self.result.states.items() if item.item_id in state.watch]
+        outputs, states = self.processor.on_catalog(item, watchers, self.result.states.get)
+        self.result.outputs += outputs
+        self.result.states.update(states)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -186,5 +187,31 @@ def test_cart_abandonment_for_quiet_shoppers_only(settings: Settings, tmp_path: 
         assert sorted(t["trigger_id"] for t in got) == sorted(
             o.value["trigger_id"] for o in expected.outputs if o.topic == "promotion-triggers"
         )
+    finally:
+        worker.stop()
+
+
+def test_price_drop_and_restock_reach_the_shopper_who_saw_the_item(
+    settings: Settings, tmp_path: Path
+) -> None:
+    t0 = int(time.time() * 1000)
+    before = LogRecord(
+        "catalog", "sku-7", t0, value={"item_id": "sku-7", "ts": t0, "price": 100.0, "in_stock": False}
+    )
+    produce([before, _click("watcher", 1, t0 + 1, item="sku-7")], settings)
+    worker = start_worker(settings, tmp_path)
+    try:
+        wait_for_topic(settings, "recommendations", 1, worker)
+        after = LogRecord(
+            "catalog",
+            "sku-7",
+            t0 + 2,
+            value={"item_id": "sku-7", "ts": t0 + 2, "price": 80.0, "in_stock": True},
+        )
+        produce([after], settings)
+        triggers = wait_for_topic(settings, "promotion-triggers", 2, worker, timeout=60)
+        kinds = sorted(decode_value(m.value)["kind"] for m in triggers)
+        assert kinds == ["back_in_stock", "price_drop"]
+        assert all(decode_value(m.value)["user_id"] == "watcher" for m in triggers)
     finally:
         worker.stop()
