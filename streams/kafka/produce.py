@@ -69,7 +69,8 @@ def replay_log(
                 settings.physical(record.topic),
                 key=encode_key(record.key),
                 value=record.wire_value(),
-                headers=(record.wire_headers() + marker) or None,
+                headers=(record.wire_headers() + (marker if REPLAY_HEADER not in record.headers else []))
+                or None,
                 timestamp_ms=record.ts,
             )
             summary.sent[record.topic] += 1

@@ -202,7 +202,9 @@ class Worker:
         self._stream = stream
         async for events in stream.take_events(self.batch_max, self.batch_within):
             for event in events:
-                self.sequencer.push(event)
+                incoming = await self._admit(event)
+                if incoming is not None:
+                    self.sequencer.push(event, incoming)
             await self._drain()
             self._flow_control()
 
@@ -231,7 +233,7 @@ class Worker:
             try:
                 await self.handle_batch(ready)
             finally:
-                for event in ready:
+                for event, _ in ready:
                     await self._stream.ack(event)
         self._flow_control()
 
@@ -263,25 +265,25 @@ class Worker:
             return highwater <= (committed or 0)
         return last_offset + 1 >= highwater
 
-    async def handle_batch(self, events: list[EventT]) -> None:
+    async def _admit(self, event: EventT) -> Incoming | None:
+        """Decode and validate; bad input goes to dead-letters at once and never waits in order."""
+        message = event.message
+        logical = self.settings.logical(message.topic) or message.topic
+        self.metrics.events_in.labels(logical).inc()
+        self.counts["events"] += 1
+        try:
+            parsed = parse_user_event(logical, message.key, message.value, message.headers)
+        except BadMessage as exc:
+            await self._dead_letter(event, exc)
+            return None
+        replay = header_value(message.headers, REPLAY_HEADER) is not None
+        return Incoming(
+            parsed, message.partition, Position(logical, message.partition, message.offset), replay
+        )
+
+    async def handle_batch(self, entries: list[tuple[EventT, Incoming]]) -> None:
         received = time.perf_counter()
-        batch: list[Incoming] = []
-        for event in events:
-            message = event.message
-            logical = self.settings.logical(message.topic) or message.topic
-            self.metrics.events_in.labels(logical).inc()
-            self.counts["events"] += 1
-            try:
-                parsed = parse_user_event(logical, message.key, message.value, message.headers)
-            except BadMessage as exc:
-                await self._dead_letter(event, exc)
-                continue
-            replay = header_value(message.headers, REPLAY_HEADER) is not None
-            batch.append(
-                Incoming(
-                    parsed, message.partition, Position(logical, message.partition, message.offset), replay
-                )
-            )
+        batch = [incoming for _, incoming in entries]
         if not batch:
             return
         partition_of = {i.event.user_id: i.partition for i in batch}
@@ -296,7 +298,7 @@ class Worker:
             result = self.processor.process_batch(batch, load, self.partitions, self.timers)
         except Exception as exc:  # a bug must not stop the partitions: park the batch in dead-letters
             log.exception("batch of %d failed", len(batch))
-            for event in events:
+            for event, _ in entries:
                 await self._dead_letter(
                     event, BadMessage("processing_failed", f"{type(exc).__name__}: {exc}")
                 )

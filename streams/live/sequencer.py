@@ -16,13 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from faust.types import EventT
+
+Entry = tuple[EventT, Any]  # the Faust event and what the caller attached to it
 
 
 @dataclass(slots=True)
 class _Queues:
-    by_topic: dict[str, deque[tuple[float, EventT]]] = field(default_factory=dict)
+    by_topic: dict[str, deque[tuple[float, Entry]]] = field(default_factory=dict)
     last_offset: dict[str, int] = field(default_factory=dict)
 
 
@@ -34,17 +37,17 @@ class PartitionSequencer:
         self.partitions: dict[int, _Queues] = {}
         self.forced = 0  # releases made by the time limit, not by order: each may reorder events
 
-    def push(self, event: EventT) -> None:
+    def push(self, event: EventT, payload: Any = None) -> None:
         message = event.message
         queues = self.partitions.setdefault(message.partition, _Queues())
-        queues.by_topic.setdefault(message.topic, deque()).append((time.monotonic(), event))
+        queues.by_topic.setdefault(message.topic, deque()).append((time.monotonic(), (event, payload)))
         queues.last_offset[message.topic] = message.offset
         message.incref()  # released by the caller's ack after processing
 
-    def release(self, caught_up: Callable[[str, int, int | None], bool]) -> list[EventT]:
-        """Events that may be processed now, in order. `caught_up(topic, partition, last_offset)`."""
+    def release(self, caught_up: Callable[[str, int, int | None], bool]) -> list[Entry]:
+        """Entries that may be processed now, in order. `caught_up(topic, partition, last_offset)`."""
         now = time.monotonic()
-        out: list[EventT] = []
+        out: list[Entry] = []
         for partition, queues in self.partitions.items():
             while True:
                 heads = {t: q[0] for t, q in queues.by_topic.items() if q}
@@ -58,14 +61,16 @@ class PartitionSequencer:
                         break
                     if not ready:
                         self.forced += 1
-                topic = min(heads, key=lambda t: (heads[t][1].message.timestamp or 0, self.rank.get(t, 99)))
+                topic = min(
+                    heads, key=lambda t: (heads[t][1][0].message.timestamp or 0, self.rank.get(t, 99))
+                )
                 out.append(queues.by_topic[topic].popleft()[1])
         return out
 
-    def drop_partition(self, partition: int) -> list[EventT]:
+    def drop_partition(self, partition: int) -> list[Entry]:
         """Forget a revoked partition's held events (another worker will get them re-delivered)."""
         queues = self.partitions.pop(partition, None)
-        return [event for q in (queues.by_topic.values() if queues else ()) for _, event in q]
+        return [entry for q in (queues.by_topic.values() if queues else ()) for _, entry in q]
 
     def queued(self) -> dict[tuple[str, int], int]:
         """Held events per (topic, partition)."""

@@ -11,29 +11,16 @@ import pytest
 
 from streams.codec import decode_value
 from streams.config import Settings
-from streams.core.config import MINUTE, RulesConfig
-from streams.core.processor import Processor
-from streams.core.recommend import TrendingOnly
+from streams.core.config import MINUTE
 from streams.importers import import_diginetica, import_otto
 from streams.logs import LogRecord
-from streams.offline.engine import OfflineEngine, partition_for
-from streams.serving import ModelRecommender, default_model_dir
-from tests.integration.harness import produce, read_topic, start_worker, wait_until
+from streams.offline.engine import partition_for
+from tests.integration.harness import offline, produce, read_topic, start_worker, wait_until
 
 DATASETS = {
     "otto": lambda data: list(import_otto(data / "otto-fixture")),
     "diginetica": lambda data: list(import_diginetica(data / "diginetica-sample-events")),
 }
-
-
-def recommender() -> Any:
-    model = default_model_dir()
-    return ModelRecommender(model) if model is not None else TrendingOnly()
-
-
-def offline(records: list[LogRecord], settings: Settings, rules: RulesConfig | None = None) -> Any:
-    processor = Processor(recommender(), rules or RulesConfig(), catalog={})
-    return OfflineEngine(processor, settings.partitions).run(records)
 
 
 def comparable(value: dict[str, Any]) -> dict[str, Any]:
@@ -213,5 +200,23 @@ def test_price_drop_and_restock_reach_the_shopper_who_saw_the_item(
         kinds = sorted(decode_value(m.value)["kind"] for m in triggers)
         assert kinds == ["back_in_stock", "price_drop"]
         assert all(decode_value(m.value)["user_id"] == "watcher" for m in triggers)
+    finally:
+        worker.stop()
+
+
+def test_a_quiet_cart_is_caught_on_the_wall_clock(settings: Settings, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("cart_timeout_ms = 3000\nenabled_triggers = ['cart_abandonment']\n")
+    t0 = int(time.time() * 1000)
+    produce([_click("quiet", 1, t0, "add_to_cart")], settings)
+    worker = start_worker(settings, tmp_path, tick_seconds=1.0, rules=rules)
+    try:
+        [message] = wait_for_topic(settings, "promotion-triggers", 1, worker, timeout=60)
+        trigger = decode_value(message.value)
+        assert (trigger["user_id"], trigger["kind"], trigger["ts"]) == (
+            "quiet",
+            "cart_abandonment",
+            t0 + 3000,
+        )
     finally:
         worker.stop()

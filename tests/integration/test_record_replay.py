@@ -84,13 +84,12 @@ def test_state_command_prints_a_users_state(
     settings: Settings, worker: WorkerProcess, shared_data: Path
 ) -> None:
     from streams.importers import import_otto
-    from streams.offline.states import replay_states
-    from tests.integration.harness import wait_for_states
+    from tests.integration.harness import offline, wait_for_states
 
     _register()
     records = list(import_otto(shared_data / "otto-fixture"))
     produce(records, settings)
-    expected = replay_states(records).states
+    expected = offline(records, settings).states
     wait_for_states(settings, expected, worker)
     user = max(expected, key=lambda u: sum(expected[u].counters.values()))
     env = {**_env(settings), "STREAMS_APP_ID": settings.app_id}

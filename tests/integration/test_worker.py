@@ -15,9 +15,9 @@ from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.importers import import_diginetica, import_otto
 from streams.logs import LogRecord, json_headers
-from streams.offline.states import replay_states
 from tests.integration.harness import (
     WorkerProcess,
+    offline,
     produce,
     read_topic,
     start_worker,
@@ -36,7 +36,7 @@ def test_replayed_dataset_yields_exactly_the_in_process_state(
     dataset: str, shared_data: Path, settings: Settings, worker: WorkerProcess
 ) -> None:
     records = list(DATASETS[dataset](shared_data))
-    expected = replay_states(records)
+    expected = offline(records, settings)
     assert expected.states and not expected.dead_letters
     produce(records, settings)
     wait_for_states(settings, expected.states, worker)
@@ -95,7 +95,7 @@ def test_malformed_messages_go_to_dead_letters_and_the_worker_keeps_going(
         },
     )
     mixed.append(json_click)
-    expected = replay_states(mixed)
+    expected = offline(mixed, settings)
     assert len(expected.dead_letters) == 1000
     produce(mixed, settings)
     wait_for_states(settings, expected.states, worker)
@@ -136,7 +136,7 @@ def test_malformed_messages_go_to_dead_letters_and_the_worker_keeps_going(
         },
     )
     produce([late], settings)
-    wait_for_states(settings, replay_states([*mixed, late]).states, worker)
+    wait_for_states(settings, offline([*mixed, late], settings).states, worker)
 
 
 @pytest.mark.parametrize("wipe_local_state", [False, True], ids=["restart", "restart-on-empty-disk"])
@@ -144,7 +144,7 @@ def test_sigkill_mid_replay_loses_nothing_and_applies_nothing_twice(
     wipe_local_state: bool, settings: Settings, tmp_path: Path
 ) -> None:
     records = list(generate_traffic(TrafficConfig(users=400, items=1000, events=30_000, seed=3)))
-    expected = replay_states(records)
+    expected = offline(records, settings)
     worker = start_worker(settings, tmp_path)
     try:
         worker.wait_healthy()
@@ -154,6 +154,8 @@ def test_sigkill_mid_replay_loses_nothing_and_applies_nothing_twice(
         if wipe_local_state:
             shutil.rmtree(settings.data_dir)  # a new machine: everything must come from the changelog
         worker = start_worker(settings, tmp_path)
-        wait_for_states(settings, expected.states, worker, timeout=300)
+        # Events were produced while the worker ran, so which triggers fired when may differ from
+        # the offline order (see README, "Order"); every event's effect on the state may not.
+        wait_for_states(settings, expected.states, worker, timeout=300, facts_only=True)
     finally:
         worker.stop()
