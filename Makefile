@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(HASH)
 TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -63,3 +63,16 @@ test: lint venv-train kafka-up
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache
+
+# The shipped default model, trained on traffic the project generates itself.
+default-model: venv-train
+	$(BIN)/streams generate --users 2000 --items 2000 --events 200000 --seed 7 --out build/default/traffic.jsonl.gz
+	$(BIN)/streams train --events build/default/traffic.jsonl.gz --out models/onnx/default --epochs 6 --quiet
+
+# Research-only: trains on the Diginetica files into build/ (never committed) and prints the table.
+DIGINETICA ?= ../shared/data/diginetica-srgnn
+eval-diginetica: venv-train
+	$(BIN)/streams train --sessions $(DIGINETICA)/train_sessions.txt.gz \
+	  --out build/diginetica --batch-size 512 --epochs 3 --max-minutes 30 --quiet
+	$(BIN)/streams evaluate --model build/diginetica --data $(DIGINETICA) \
+	  --threads 2 --json build/diginetica/evaluation.json

@@ -35,7 +35,11 @@ def train(
     lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
     window: Annotated[int, typer.Option(min=1, max=50, help="events the model sees")] = 50,
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
-    max_minutes: Annotated[float, typer.Option(help="time cap in minutes; 0 = none")] = 0.0,
+    max_minutes: Annotated[float, typer.Option(help="training budget in minutes; 0 = none")] = 0.0,
+    valid_fraction: Annotated[float, typer.Option(min=0.01, max=0.5, help="last sessions held out")] = 0.1,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.25,
+    scale: Annotated[float, typer.Option(help="softmax scale of the cosine scores (NISER)")] = 12.0,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast while training (faster)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -53,6 +57,10 @@ def train(
         epochs=epochs,
         patience=patience,
         max_minutes=max_minutes,
+        valid_fraction=valid_fraction,
+        dropout=dropout,
+        scale=scale,
+        bf16=bf16,
         seed=seed,
         threads=threads,
     )
@@ -100,6 +108,7 @@ def evaluate(
         Path, typer.Option("--data", exists=True, file_okay=False, help="train_sessions + test_prefix_target")
     ],
     baselines: Annotated[bool, typer.Option(help="also run POP, S-POP, Item-KNN, SKNN, V-SKNN")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="onnxruntime intra-op threads")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the results here")] = None,
 ) -> None:
     """HR@10/20, MRR@10/20, NDCG@20 on every test case, full ranking, for the model and the baselines."""
@@ -109,7 +118,7 @@ def evaluate(
     from streams.model.runtime import OnnxRecommender, RecommenderRanker
     from streams.model.sessions import read_prefix_targets, read_sessions
 
-    recommender = OnnxRecommender(model)
+    recommender = OnnxRecommender(model, threads=threads)
     train_sessions = read_sessions(data / TRAIN_FILE)
     cases = read_prefix_targets(data / TEST_FILE)
     rankers = [*(default_baselines() if baselines else []), RecommenderRanker(recommender)]

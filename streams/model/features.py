@@ -42,23 +42,30 @@ EVENT_KINDS: tuple[str, ...] = (
 _KIND_INDEX = {kind: index for index, kind in enumerate(EVENT_KINDS)}
 _OTHER_KIND = _KIND_INDEX["other"]
 
+INPUT_NAMES: tuple[str, ...] = ("items", "kinds", "gaps")
+OUTPUT_NAMES: tuple[str, ...] = ("logits", "intent")
+
 History = Sequence[tuple[str | None, str, int]]
+
+SESSION_GAP_MS = 30 * 60 * 1000  # as streams.core.state.SESSION_GAP_MS
+_IN_SESSION_BUCKETS = 11  # floor(log2(1 + s)) for s <= 1800 is 0..10
+SESSION_START_BUCKET = 2 + _IN_SESSION_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)
 class FeaturizerConfig:
     window: int = 50  # events the model sees; UserState keeps 50, so more would never be filled
-    gap_buckets: int = 16  # log2-second buckets for the time since the previous event (2^16 s ~ 18 h)
+    gap_buckets: int = 16  # 11 in-session log2-second buckets + 5 for gaps of 30 min, 1 h, 2 h, 4 h, 8 h+
 
     def __post_init__(self) -> None:
         if not 1 <= self.window <= 50:
             raise ValueError("window must be in 1..50")
-        if self.gap_buckets < 1:
-            raise ValueError("gap_buckets must be >= 1")
+        if self.gap_buckets <= _IN_SESSION_BUCKETS:
+            raise ValueError(f"gap_buckets must be > {_IN_SESSION_BUCKETS}")
 
     @property
     def gap_vocab(self) -> int:
-        # 0 = padding, 1 = first event of the window (no previous event), then the log buckets.
+        # 0 = padding, 1 = first event of a history (no previous event), then the buckets.
         return self.gap_buckets + 2
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,9 +121,17 @@ def kind_index(kind: str) -> int:
 
 
 def gap_bucket(gap_ms: int, buckets: int) -> int:
-    """Bucket of the time since the previous event: 2 + floor(log2(1 + seconds)), capped."""
-    seconds = max(0, gap_ms) / 1000.0
-    return 2 + min(buckets - 1, int(math.log2(1.0 + seconds)))
+    """Bucket of the time since the previous event.
+
+    Up to 30 minutes (the session split rule of `streams.core.state`): 2 + floor(log2(1 + seconds)),
+    i.e. buckets 2..12. Longer gaps start a new session and get their own buckets from
+    `SESSION_START_BUCKET` on, doubling from 30 minutes, so "a new session began here" is one exact
+    comparison for the model instead of a blurred log bucket.
+    """
+    if gap_ms <= SESSION_GAP_MS:
+        return 2 + int(math.log2(1.0 + max(0, gap_ms) / 1000.0))
+    extra = buckets - _IN_SESSION_BUCKETS - 1
+    return SESSION_START_BUCKET + min(extra, int(math.log2(gap_ms / SESSION_GAP_MS)))
 
 
 class Featurizer:
@@ -165,10 +180,6 @@ class Featurizer:
             for name, values in zip(INPUT_NAMES, row, strict=True):
                 out[name][b, :n] = values
         return out
-
-
-INPUT_NAMES: tuple[str, ...] = ("items", "kinds", "gaps")
-OUTPUT_NAMES: tuple[str, ...] = ("logits", "intent")
 
 
 def views(items: Iterable[str]) -> list[tuple[str | None, str, int]]:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streams.model.features import RESERVED
+from streams.model.features import SESSION_START_BUCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class NetConfig:
     dim: int = 100
     dropout: float = 0.25
     scale: float = 12.0
+    session_gap_bucket: int = SESSION_START_BUCKET  # gap buckets >= this start a new session
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,11 +55,11 @@ class SessionNet(nn.Module):
         self.att_state = nn.Linear(d, d, bias=False)
         self.att_out = nn.Linear(d, 1, bias=False)
         self.readout = nn.Linear(2 * d, d, bias=False)
-        self.intent_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
-        # Reserved indices (padding, unknown) can never be the answer: a constant large negative bias.
-        reserved = torch.zeros(config.n_items)
-        reserved[:RESERVED] = -1e4
-        self.register_buffer("reserved_bias", reserved, persistent=False)
+        # Intent also sees explicit per-kind counts of the current session (log1p), since "has something
+        # in the cart right now" is the strongest signal and the GRU state only implies it.
+        self.intent_mlp = nn.Sequential(
+            nn.Dropout(config.dropout), nn.Linear(2 * d + config.n_kinds + 1, d), nn.ReLU(), nn.Linear(d, 1)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -88,7 +89,20 @@ class SessionNet(nn.Module):
         weights = weights * mask.to(weights.dtype)
         context = (weights[:, :, None] * states).sum(1)
         features = torch.cat([last, context], dim=-1)
-        return self.readout(self.drop(features)), features
+        return self.readout(self.drop(features)), torch.cat([features, self._session_counts(kinds, gaps)], -1)
+
+    def _session_counts(self, kinds: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """log1p of event counts per kind since the current session began (within the window), plus
+        log1p of the session's event count."""
+        mask = kinds > 0
+        steps = torch.arange(kinds.shape[1], device=kinds.device)[None, :]
+        starts = mask & ((gaps == 1) | (gaps >= self.config.session_gap_bucket))
+        begin = (steps * starts.to(steps.dtype)).amax(1, keepdim=True)
+        current = (mask & (steps >= begin)).to(torch.float32)
+        kind_ids = torch.arange(self.config.n_kinds, device=kinds.device)[None, None, :]
+        one_hot = (kinds[:, :, None] == kind_ids).to(torch.float32)
+        counts = (one_hot * current[:, :, None]).sum(1)
+        return torch.log1p(torch.cat([counts, current.sum(1, keepdim=True)], -1))
 
     def forward(
         self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
@@ -99,8 +113,12 @@ class SessionNet(nn.Module):
         return logits, self.intent_mlp(features).squeeze(-1)
 
     def item_logits(self, session: torch.Tensor) -> torch.Tensor:
+        """scale * cos(session, item) for every index. The reserved indices (padding, unknown) get
+        scores too: they are never targets, so training pushes them down like any wrong item, and
+        serving drops their columns. Everything [batch, n_items]-sized is the cost of training, so
+        the scale multiplies the session vector, not the logits."""
         table = F.normalize(self.item.weight, dim=-1)
-        return self.config.scale * F.normalize(session, dim=-1) @ table.T + self.reserved_bias
+        return (self.config.scale * F.normalize(session, dim=-1)) @ table.T
 
 
 class ExportWrapper(nn.Module):

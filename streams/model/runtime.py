@@ -131,11 +131,11 @@ class OnnxRecommender:
             return []
         loaded = self._loaded  # one read: the whole batch uses one artifact even if swap() runs now
         logits, intent = self._run(loaded, histories)
-        scores = logits[:, RESERVED:].astype(np.float64)
-        # Softmax over real items only; computed in float64 so tiny probabilities keep their order.
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
+        scores = logits[:, RESERVED:]
+        # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
+        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
+        peak = scores.max(axis=1, keepdims=True)
+        log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
         order = loaded.vocab.order[RESERVED:]
         out: list[Prediction] = []
         for row in range(len(histories)):
@@ -146,9 +146,10 @@ class OnnxRecommender:
                 indices = [loaded.vocab.index(item) - RESERVED for item in banned if item in loaded.vocab]
                 values[indices] = -np.inf
             top = _top_k(values, order, k)
+            probabilities = np.exp(values[top].astype(np.float64) - log_norm[row, 0])
             out.append(
                 Prediction(
-                    items=[(loaded.vocab.ids[i], float(values[i])) for i in top],
+                    items=[(loaded.vocab.ids[i], float(p)) for i, p in zip(top, probabilities, strict=True)],
                     purchase_intent=float(intent[row]),
                 )
             )

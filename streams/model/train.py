@@ -12,6 +12,7 @@ start-time order): nothing here ever reads a test file.
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import math
 import time
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from streams.logs import read_log
-from streams.model.features import EVENT_KINDS, Featurizer, FeaturizerConfig, ItemVocab, views
+from streams.model.features import EVENT_KINDS, RESERVED, Featurizer, FeaturizerConfig, ItemVocab, views
 from streams.model.net import NetConfig, SessionNet
 from streams.model.sessions import read_sessions, split_validation
 
@@ -53,7 +54,8 @@ class TrainConfig:
     intent_weight: float = 1.0
     seed: int = 0
     threads: int = 2
-    max_minutes: float = 0.0  # 0 = no time cap; otherwise stop after the epoch that crosses it
+    max_minutes: float = 0.0  # 0 = no budget; else no epoch is started that would end past it
+    bf16: bool = False  # bfloat16 autocast for the forward pass; the catalogue-wide softmax dominates
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,8 +100,10 @@ class TrainingData:
 
 
 def _file_digest(path: Path) -> str:
+    """sha256 of the content; of the decompressed bytes for .gz, whose header holds a timestamp."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -340,6 +344,7 @@ def evaluate_points(
     for lo in range(0, len(ordered), batch_size):
         part = ordered[lo : lo + batch_size]
         logits, intent = model(*_tensors(data, part))
+        logits[:, :RESERVED] = -torch.inf  # never served, so never ranked
         target = torch.from_numpy(data.target[part])
         has_target = target > 0
         chosen = logits.gather(1, target[:, None])
@@ -417,12 +422,16 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress)
         running = 0.0
         for step, points in enumerate(bar, 1):
-            logits, intent = model(*_tensors(data, points))
-            loss = _loss(logits, intent, data, points, config.intent_weight if has_labels else 0.0)
+            weight = config.intent_weight if has_labels else 0.0
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits, intent = model(*_tensors(data, points))
+            target = torch.from_numpy(data.target[points])
+            loss = _loss(logits.float(), intent.float(), target, data.label[points], weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            value = loss.item()
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.1e}")
         epoch_seconds = time.monotonic() - epoch_start
@@ -441,8 +450,10 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
             if stale >= config.patience:
                 tqdm.write(f"early stop: no gain for {stale} epochs, best epoch {best_epoch}")
                 break
-        if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
-            tqdm.write(f"time cap of {config.max_minutes} min reached after epoch {epoch}")
+        # The cap is a budget: stop when one more epoch (at the mean pace so far) would overrun it.
+        spent = time.monotonic() - started
+        if config.max_minutes and spent + spent / epoch > config.max_minutes * 60:
+            tqdm.write(f"time budget of {config.max_minutes} min: stopping after epoch {epoch}")
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -462,14 +473,13 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
 
 
 def _loss(
-    logits: torch.Tensor, intent: torch.Tensor, data: TrainingData, points: np.ndarray, intent_weight: float
+    logits: torch.Tensor, intent: torch.Tensor, target: torch.Tensor, labels: np.ndarray, intent_weight: float
 ) -> torch.Tensor:
-    target = torch.from_numpy(data.target[points])
     loss = logits.new_zeros(())
     if bool((target > 0).any()):
         loss = loss + F.cross_entropy(logits, target, ignore_index=0)
     if intent_weight > 0:
-        label = torch.from_numpy(data.label[points])
+        label = torch.from_numpy(labels)
         known = label >= 0
         if bool(known.any()):
             loss = loss + intent_weight * F.binary_cross_entropy_with_logits(

@@ -1,0 +1,79 @@
+"""Inference throughput of an artifact through `OnnxRecommender`, the class the worker serves with.
+
+One prediction per incoming event is what the stream needs, so throughput is reported as events/s:
+rows scored per second, each a full window of history (the worst case), top-20 included.
+
+    python -m streams.model.bench models/onnx/default
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.model.features import EVENT_KINDS, History
+from streams.model.runtime import OnnxRecommender
+
+
+def _histories(recommender: OnnxRecommender, count: int, seed: int) -> list[History]:
+    rng = np.random.default_rng(seed)
+    ids = recommender.vocab.ids
+    kinds = list(EVENT_KINDS[1:5])  # view, add_to_cart, remove_from_cart, search
+    out: list[History] = []
+    for _ in range(count):
+        ts = 1_700_000_000_000 + np.cumsum(rng.integers(1_000, 120_000, size=recommender.window))
+        items = rng.integers(0, len(ids), size=recommender.window)
+        chosen = rng.choice(len(kinds), size=recommender.window, p=[0.85, 0.08, 0.02, 0.05])
+        out.append(
+            [
+                (None if kinds[c] == "search" else ids[i], kinds[c], int(t))
+                for i, c, t in zip(items, chosen, ts, strict=True)
+            ]
+        )
+    return out
+
+
+def inference_throughput(
+    artifact_dir: Path | str,
+    batch_sizes: Sequence[int] = (1, 16, 64),
+    seconds: float = 3.0,
+    threads: int = 1,
+    k: int = 20,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """events/s and ms per call at each batch size, on `threads` intra-op threads (default 1)."""
+    recommender = OnnxRecommender(artifact_dir, threads=threads)
+    pool = _histories(recommender, max(batch_sizes) * 4, seed)
+    results: dict[int, dict[str, float]] = {}
+    for size in batch_sizes:
+        batches = [pool[i : i + size] for i in range(0, len(pool) - size + 1, size)]
+        recommender.recommend(batches[0], k)  # warm-up: first run allocates
+        calls = 0
+        started = time.perf_counter()
+        while True:
+            recommender.recommend(batches[calls % len(batches)], k)
+            calls += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds:
+                break
+        results[size] = {"events_per_s": calls * size / elapsed, "ms_per_call": 1000.0 * elapsed / calls}
+        print(
+            f"batch {size:>3}: {results[size]['events_per_s']:>9,.0f} events/s "
+            f"({results[size]['ms_per_call']:.2f} ms per call, {threads} thread(s))"
+        )
+    return {
+        "version": recommender.version,
+        "threads": threads,
+        "window": recommender.window,
+        "items": len(recommender.vocab.ids),
+        "results": results,
+    }
+
+
+if __name__ == "__main__":
+    inference_throughput(sys.argv[1] if len(sys.argv) > 1 else "models/onnx/default")

@@ -1,0 +1,118 @@
+"""The serving runtime on the shipped default model (onnxruntime only; no torch needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streams.core.events import Click, Order
+from streams.core.processor import Processor
+from streams.core.state import UserState
+from streams.generate import TrafficConfig, generate_traffic
+from streams.model.features import history_of
+from streams.model.runtime import OnnxRecommender, Prediction, RecommenderRanker
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "onnx" / "default"
+
+
+@pytest.fixture(scope="module")
+def recommender() -> OnnxRecommender:
+    assert (DEFAULT_MODEL / "model.onnx").is_file(), f"shipped default model missing in {DEFAULT_MODEL}"
+    return OnnxRecommender(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def states() -> list[UserState]:
+    """Generated shoppers folded through the real core, so histories are `UserState.recent`."""
+    config = TrafficConfig(users=120, items=2_000, events=6_000, seed=11)
+    processor = Processor()
+    by_user: dict[str, UserState] = {}
+    for record in generate_traffic(config):
+        if record.topic not in ("clicks", "orders") or record.value is None:
+            continue
+        event = Click.from_dict(record.value) if record.topic == "clicks" else Order.from_dict(record.value)
+        by_user[event.user_id] = processor.process(by_user.get(event.user_id), event).state
+    return sorted(by_user.values(), key=lambda s: s.user_id)
+
+
+def test_metadata_and_size(recommender: OnnxRecommender) -> None:
+    metadata = json.loads((DEFAULT_MODEL / "metadata.json").read_text())
+    assert recommender.version == metadata["version"]
+    assert (DEFAULT_MODEL / "model.onnx").stat().st_size < 20 * 2**20
+    assert metadata["parity"]["random"]["logits"] <= 1e-4
+    assert metadata["command"].startswith("streams train --events")
+
+
+def test_recommends_known_items_for_a_generated_shopper(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    history = history_of(states[0].recent)
+    [prediction] = recommender.recommend([history], k=20)
+    assert isinstance(prediction, Prediction)
+    ids = [item for item, _ in prediction.items]
+    assert len(ids) == 20 == len(set(ids))
+    assert all(item.startswith("sku-") and item in recommender.vocab for item in ids)
+    scores = [score for _, score in prediction.items]
+    assert scores == sorted(scores, reverse=True) and 0.0 < scores[0] <= 1.0
+    assert 0.0 <= prediction.purchase_intent <= 1.0
+
+
+def test_exclude_removes_items_and_still_fills_k(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    history = history_of(states[1].recent)
+    [plain] = recommender.recommend([history], k=10)
+    banned = {item for item, _ in plain.items[:3]} | {"not-in-catalogue"}
+    [filtered] = recommender.recommend([history], k=10, exclude=[banned])
+    ids = [item for item, _ in filtered.items]
+    assert len(ids) == 10 and not banned & set(ids)
+    assert ids[:7] == [item for item, _ in plain.items[3:]]
+    assert filtered.purchase_intent == plain.purchase_intent
+
+
+def test_batch_of_64_equals_64_single_calls(recommender: OnnxRecommender, states: list[UserState]) -> None:
+    histories = [history_of(s.recent) for s in states[:64]]
+    assert len(histories) == 64
+    batched = recommender.recommend(histories, k=20)
+    for history, in_batch in zip(histories, batched, strict=True):
+        [single] = recommender.recommend([history], k=20)
+        assert [i for i, _ in single.items] == [i for i, _ in in_batch.items]
+        assert single.items[0][1] == pytest.approx(in_batch.items[0][1], rel=1e-4)
+        assert single.purchase_intent == pytest.approx(in_batch.purchase_intent, abs=1e-5)
+
+
+def test_never_returns_reserved_indices_and_handles_empty_history(recommender: OnnxRecommender) -> None:
+    n_items = len(recommender.vocab.ids)
+    [everything, empty] = recommender.recommend([[("sku-1", "view", 0)], []], k=n_items + 5)
+    assert len(everything.items) == n_items == len({i for i, _ in everything.items})
+    assert len(empty.items) == n_items
+    assert recommender.recommend([], k=5) == []
+
+
+def test_swap_is_atomic_and_a_bad_artifact_changes_nothing(
+    recommender: OnnxRecommender, tmp_path: Path, states: list[UserState]
+) -> None:
+    local = OnnxRecommender(DEFAULT_MODEL)
+    copy = tmp_path / "copy"
+    shutil.copytree(DEFAULT_MODEL, copy)
+    history = history_of(states[2].recent)
+    before = local.recommend([history], k=5)
+    assert local.swap(copy) == recommender.version
+    assert local.recommend([history], k=5) == before
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError):
+        local.swap(broken)
+    assert local.version == recommender.version and local.recommend([history], k=5) == before
+
+
+def test_session_ranker_adapter(recommender: OnnxRecommender) -> None:
+    ranker = RecommenderRanker(recommender, batch_size=2)
+    ranker.fit([["sku-1", "sku-2"]])
+    lists = ranker.topk([["sku-1"], ["sku-2", "sku-3"], ["unknown-item"]], k=5)
+    assert len(lists) == 3 and all(len(items) == 5 for items in lists)
+    assert lists[0] == [i for i, _ in recommender.recommend([[("sku-1", "view", 0)]], k=5)[0].items]

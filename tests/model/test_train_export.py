@@ -1,0 +1,109 @@
+"""A tiny train -> export -> parity -> predict cycle, on a generated event log and on a session file.
+
+Needs the `train` extra (torch + onnx); without torch the module is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[train]')")
+pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[train]')")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from streams.cli import _register, app  # noqa: E402
+from streams.generate import TrafficConfig, generate_traffic  # noqa: E402
+from streams.logs import write_log  # noqa: E402
+from streams.model.export import PARITY_TOLERANCE, check_parity, export_model, random_inputs  # noqa: E402
+from streams.model.features import INPUT_NAMES, RESERVED, views  # noqa: E402
+from streams.model.runtime import OnnxRecommender, RecommenderRanker  # noqa: E402
+from streams.model.train import (  # noqa: E402
+    TrainConfig,
+    load_event_log,
+    load_session_file,
+    roc_auc,
+    run_training,
+    train,
+)
+
+TINY = TrainConfig(dim=16, epochs=2, batch_size=64, patience=1, threads=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def event_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("log") / "traffic.jsonl"
+    write_log(path, generate_traffic(TrafficConfig(users=60, items=150, events=4_000, seed=5)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def session_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("sessions") / "train_sessions.txt.gz"
+    with gzip.open(path, "wt") as f:
+        for _ in range(400):
+            start = rng.randrange(40)
+            # Items walk forward, so the next item is learnable from the last one.
+            f.write(" ".join(str(1 + (start + i) % 40) for i in range(rng.randint(2, 7))) + "\n")
+    return path
+
+
+def test_events_train_export_parity_predict(event_log: Path, tmp_path: Path) -> None:
+    data = load_event_log(event_log, TINY)
+    assert data.summary["orders"] > 0 and (data.label == 1).any()
+    result = train(data, TINY, progress=False)
+    out = tmp_path / "artifact"
+    real = data.batch(np.flatnonzero(data.valid)[:128])
+    config = data.featurizer.config
+    metadata = export_model(result.model, data.vocab, config, out, real_inputs=real, command="streams train")
+    assert metadata["parity"]["real"]["logits"] <= PARITY_TOLERANCE
+    assert {"version", "vocabulary", "inputs", "outputs", "featurizer", "command"} <= set(metadata)
+
+    # Parity again through the serving class, on real histories and on random inputs.
+    recommender = OnnxRecommender(out)
+    histories = [views(["sku-1", "sku-2"]), [("sku-3", "view", 0), (None, "search", 5_000)], []]
+    logits, intent = recommender.score(histories)
+    encoded = recommender._loaded.featurizer.encode(histories)
+    with torch.no_grad():
+        ref_logits, ref_intent = result.model(*(torch.from_numpy(encoded[n]) for n in INPUT_NAMES))
+    assert np.abs(logits[:, RESERVED:] - ref_logits.numpy()[:, RESERVED:]).max() <= PARITY_TOLERANCE
+    assert np.abs(intent - torch.sigmoid(ref_intent).numpy()).max() <= PARITY_TOLERANCE
+    check_parity(result.model, (out / "model.onnx").read_bytes(), random_inputs(result.model, 32, seed=9))
+
+    # predict through the CLI: one prefix per line in, top-k per line out.
+    prefixes = tmp_path / "prefixes.txt"
+    prefixes.write_text("sku-1 sku-2\nsku-3\n")
+    _register()
+    ranked = tmp_path / "ranked.txt"
+    cli = CliRunner().invoke(
+        app, ["predict", "--model", str(out), "--prefixes", str(prefixes), "--k", "5", "--out", str(ranked)]
+    )
+    assert cli.exit_code == 0, cli.output
+    lines = ranked.read_text().splitlines()
+    assert len(lines) == 2 and all(len(line.split()) == 5 for line in lines)
+
+
+def test_session_file_train_and_evaluate(session_file: Path, tmp_path: Path) -> None:
+    config = TrainConfig(dim=16, epochs=3, batch_size=64, patience=2, threads=2, seed=1, lr=5e-3)
+    data = load_session_file(session_file, config)
+    metadata = run_training(data, config, tmp_path / "model", command="streams train", progress=False)
+    assert metadata["intent_trained"] is False
+    assert metadata["metrics"]["validation"]["HR@20"] > 30.0  # a learnable walk beats chance (20/40)
+    ranker = RecommenderRanker(OnnxRecommender(tmp_path / "model"))
+    [top] = ranker.topk([["5", "6"]], k=3)
+    assert len(top) == 3 and all(item.isdigit() for item in top)
+    saved = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert saved["version"] == metadata["version"]
+    assert saved["training"]["config"]["dim"] == 16
+
+
+def test_roc_auc_counts_ties_half() -> None:
+    assert roc_auc(np.array([0.1, 0.9, 0.5, 0.5]), np.array([0, 1, 0, 1])) == pytest.approx(0.875)
+    assert np.isnan(roc_auc(np.array([1.0]), np.array([1])))
