@@ -11,7 +11,7 @@ import pytest
 
 from streams.config import Settings
 from streams.logs import LogRecord
-from tests.integration.harness import produce, start_worker
+from tests.integration.harness import produce, read_topic, start_worker, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -39,6 +39,8 @@ def test_demo_page_updates_live(settings: Settings, tmp_path: Path) -> None:
     worker = start_worker(settings, tmp_path)
     try:
         worker.wait_healthy()
+        # A worker's first start on a fresh broker can take a while (group coordinator, recovery).
+        wait_until(lambda: bool(read_topic(settings, "recommendations")), 180, "the first recommendation")
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
