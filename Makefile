@@ -56,10 +56,12 @@ unit: venv-train
 	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
 
 integration: kafka-up
-	$(BIN)/pytest -q -m integration $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m integration --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
 
+# Integration tests share two cores with a broker and several workers: a test that fails on a
+# timing limit gets one more try (pytest-rerunfailures reports it as "rerun", never hidden).
 test: lint venv-train kafka-up
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache
