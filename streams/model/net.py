@@ -33,7 +33,7 @@ class NetConfig:
     window: int
     dim: int = 100
     dropout: float = 0.25
-    scale: float = 12.0
+    scale: float = 16.0
     session_gap_bucket: int = SESSION_START_BUCKET  # gap buckets >= this start a new session
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,13 +70,18 @@ class SessionNet(nn.Module):
             if "intent_mlp" not in name:
                 nn.init.uniform_(weight, -bound, bound)
 
+    def item_table(self) -> torch.Tensor:
+        """The L2-normalised item embeddings: input embeddings and output layer at once."""
+        return F.normalize(self.item.weight, dim=-1)
+
     def encode(
-        self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
+        self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor, table: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(session embedding, unnormalised; readout features) for a right-padded batch."""
+        """(session embedding, unnormalised; readout features) for a right-padded batch. `table` is
+        `item_table()`, passed in when the caller needs it too, so it is computed once per batch."""
         mask = kinds > 0
         lengths = mask.sum(1).clamp(min=1)
-        table = F.normalize(self.item.weight, dim=-1)
+        table = self.item_table() if table is None else table
         x = F.embedding(items, table) + self.kind(kinds) + self.gap(gaps)
         states, _ = self.gru(self.drop(x))
         last_index = (lengths - 1)[:, None, None].expand(-1, 1, states.shape[-1])
@@ -108,17 +113,24 @@ class SessionNet(nn.Module):
         self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(next-item logits [batch, n_items], purchase-intent logit [batch])."""
-        session, features = self.encode(items, kinds, gaps)
-        logits = self.item_logits(session)
+        table = self.item_table()
+        session, features = self.encode(items, kinds, gaps, table)
+        logits = self.query(session) @ table.T
         return logits, self.intent_mlp(features).squeeze(-1)
 
+    def query(self, session: torch.Tensor) -> torch.Tensor:
+        """scale * normalise(session): its dot product with `item_table()` rows is scale * cos(session,
+        item), the logit of every index. The reserved indices (padding, unknown) get scores too: they
+        are never targets, so training pushes them down like any wrong item, and serving drops their
+        columns. Everything [batch, n_items]-sized is the cost of training, so the scale multiplies
+        the session vector, not the logits."""
+        return self.config.scale * F.normalize(session, dim=-1)
+
+    def intent_logit(self, features: torch.Tensor) -> torch.Tensor:
+        return self.intent_mlp(features).squeeze(-1)
+
     def item_logits(self, session: torch.Tensor) -> torch.Tensor:
-        """scale * cos(session, item) for every index. The reserved indices (padding, unknown) get
-        scores too: they are never targets, so training pushes them down like any wrong item, and
-        serving drops their columns. Everything [batch, n_items]-sized is the cost of training, so
-        the scale multiplies the session vector, not the logits."""
-        table = F.normalize(self.item.weight, dim=-1)
-        return (self.config.scale * F.normalize(session, dim=-1)) @ table.T
+        return self.query(session) @ self.item_table().T
 
 
 class ExportWrapper(nn.Module):

@@ -107,3 +107,36 @@ def test_session_file_train_and_evaluate(session_file: Path, tmp_path: Path) -> 
 def test_roc_auc_counts_ties_half() -> None:
     assert roc_auc(np.array([0.1, 0.9, 0.5, 0.5]), np.array([0, 1, 0, 1])) == pytest.approx(0.875)
     assert np.isnan(roc_auc(np.array([1.0]), np.array([1])))
+
+
+def test_fused_catalogue_cross_entropy_matches_autograd() -> None:
+    import torch.nn.functional as F
+
+    from streams.model.train import catalogue_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.tensor([3, 0, 4, 10, 2, 0, 5])  # 0 = no next item: ignored
+    for bf16, tol in ((False, 1e-6), (True, 2e-2)):
+        grads = []
+        for fused in (False, True):
+            query = torch.randn(7, 5, generator=gen.manual_seed(1)).requires_grad_()
+            table = torch.randn(11, 5, generator=gen.manual_seed(2)).requires_grad_()
+            if fused:
+                loss = catalogue_cross_entropy(query, table, target, bf16)
+            else:
+                loss = F.cross_entropy(query @ table.T, target, ignore_index=0)
+            loss.backward()
+            grads.append((loss.detach(), query.grad, table.grad))
+        for ref, got in zip(*grads, strict=True):
+            assert torch.allclose(ref, got, atol=tol, rtol=tol)
+
+
+def test_cli_train_defaults_are_the_train_config_defaults() -> None:
+    import inspect
+
+    from streams.cli.model import train as train_command
+
+    defaults = TrainConfig()
+    for name, parameter in inspect.signature(train_command).parameters.items():
+        if hasattr(defaults, name):
+            assert parameter.default == getattr(defaults, name), name
