@@ -157,8 +157,18 @@ class OnnxRecommender:
 
     @staticmethod
     def _run(loaded: _Loaded, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
-        inputs = loaded.featurizer.encode(histories)
+        # Bit-identical answers whatever the batch: a replay batches differently from a live worker and
+        # must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats
+        # only when the shapes are the same, so every batch is padded to the full window, and a single
+        # row goes through as two (a batch of one takes a different matrix-vector path).
+        rows = list(histories)
+        single = len(rows) == 1
+        if single:
+            rows.append([])
+        inputs = loaded.featurizer.encode(rows, pad_to=loaded.featurizer.config.window)
         logits, intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
+        if single:
+            return logits[:1], intent[:1]
         return logits, intent
 
 
