@@ -6,12 +6,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaProducer
 
 from streams.codec import REPLAY_HEADER, encode_key
-from streams.config import Settings
+from streams.config import INPUT_TOPICS, Settings
 from streams.logs import LogRecord
+from streams.partitioning import partition_for
 
 
 @dataclass
@@ -51,6 +53,7 @@ def replay_log(
     and no campaign fires from a backfill."""
     own_producer = producer is None
     producer = producer or make_producer(settings)
+    order = CrossTopicOrder(producer, settings)
     summary = ReplaySummary()
     started = time.monotonic()
     first_ts: int | None = None
@@ -65,7 +68,8 @@ def replay_log(
                 due = started + summary.total / rate
             if due is not None and (delay := due - time.monotonic()) > 0:
                 time.sleep(delay)
-            producer.send(
+            order.before(record)
+            future = producer.send(
                 settings.physical(record.topic),
                 key=encode_key(record.key),
                 value=record.wire_value(),
@@ -73,6 +77,7 @@ def replay_log(
                 or None,
                 timestamp_ms=record.ts,
             )
+            order.sent(record, future)
             summary.sent[record.topic] += 1
             if on_sent is not None:
                 on_sent(record)
@@ -82,3 +87,38 @@ def replay_log(
             producer.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+class CrossTopicOrder:
+    """Writes a partition's clicks and orders in log order, across the two topics.
+
+    Kafka orders a topic-partition, not a pair of them: a click batch can reach the broker before
+    an order sent ahead of it. The worker merges the two by event time from what the broker has,
+    so when the log switches topic on a partition, the previous topic's last send is awaited first.
+    Orders are rare, so this costs a few round trips, and a replay then gives the worker exactly the
+    offline engine's order even while it runs.
+    """
+
+    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+        self.producer = producer
+        self.settings = settings
+        self._last: dict[int, tuple[str, Any]] = {}  # partition -> (topic, future of its last send)
+        self._partitions: dict[str, int] = {}
+
+    def _partition(self, record: LogRecord) -> int:
+        topic = self.settings.physical(record.topic)
+        if topic not in self._partitions:
+            known = self.producer.partitions_for(topic)
+            self._partitions[topic] = len(known) if known else self.settings.partitions
+        return partition_for(record.key, self._partitions[topic])
+
+    def before(self, record: LogRecord) -> None:
+        if record.topic not in INPUT_TOPICS:
+            return
+        last = self._last.get(self._partition(record))
+        if last is not None and last[0] != record.topic:
+            last[1].get(timeout=60)
+
+    def sent(self, record: LogRecord, future: Any) -> None:
+        if record.topic in INPUT_TOPICS:
+            self._last[self._partition(record)] = (record.topic, future)

@@ -20,7 +20,6 @@ from typing import Any
 import faust
 import msgpack
 from faust.types import TP, EventT, StreamT
-from kafka.partitioner.default import murmur2
 
 from streams.codec import REPLAY_HEADER, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
@@ -43,9 +42,11 @@ from streams.errors import BadMessage
 from streams.ingest import parse_user_event
 from streams.live.catalog import CatalogFollower
 from streams.live.context import PartitionContexts
+from streams.live.fetch import FetchView
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state
+from streams.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Worker:
         # The wait is a liveness valve only: normally the other topic is caught up or its data is coming.
         self.sequencer = PartitionSequencer(tuple(settings.topic(t) for t in INPUT_TOPICS), max_wait=10.0)
         self._stream: StreamT | None = None
+        self._fetch: FetchView | None = None
         self._paused: set[TP] = set()
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
@@ -204,7 +206,9 @@ class Worker:
             for event in events:
                 incoming = await self._admit(event)
                 if incoming is not None:
-                    self.sequencer.push(event, incoming)
+                    message = event.message
+                    fetched_at = self.fetch.polled_at(TP(message.topic, message.partition))
+                    self.sequencer.push(event, incoming, fetched_at)
             await self._drain()
             self._flow_control()
 
@@ -242,28 +246,31 @@ class Worker:
         await self.catalog.ready.wait()
         log.info("catalog loaded: %d items", len(self.catalog.items))
 
+    @property
+    def fetch(self) -> FetchView:
+        if self._fetch is None:
+            self._fetch = FetchView(self.app.consumer)
+        return self._fetch
+
     def _idle(self, partition: int) -> bool:
         """Nothing held and nothing more to fetch for this partition on any input topic."""
         if self.sequencer.holds(partition):
             return False
         return all(
-            self._caught_up(topic, partition, self.sequencer.last_offset(topic, partition))
+            self._caught_up(topic, partition, self.sequencer.last_offset(topic, partition), 0)
             for topic in self.sequencer.topics
         )
 
-    def _caught_up(self, topic: str, partition: int, last_offset: int | None) -> bool:
-        consumer = self.app.consumer
-        tp = TP(topic, partition)
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:  # not assigned (mid-rebalance): nothing to wait for here
+    def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
+        state = self.fetch.state(TP(topic, partition))
+        if state is None:  # not assigned (mid-rebalance): nothing to wait for here
             return True
-        if highwater is None:
-            return False
-        if last_offset is None:  # nothing seen yet: only an empty (or fully committed) partition is done
-            committed = getattr(consumer, "_committed_offset", {}).get(tp)
-            return highwater <= (committed or 0)
-        return last_offset + 1 >= highwater
+        if last_offset is None:
+            # Nothing read since assignment: what this partition processed before (its state
+            # survives restarts through the changelog) is where the topic is caught up to.
+            logical = self.settings.logical(topic) or topic
+            last_offset = self._partition_state(partition).offsets.get(f"{logical}/{partition}", -1)
+        return (state.polled_at or 0) >= since and state.caught_up(last_offset)
 
     async def _admit(self, event: EventT) -> Incoming | None:
         """Decode and validate; bad input goes to dead-letters at once and never waits in order."""
@@ -319,7 +326,7 @@ class Worker:
 
     def partition_for(self, user_id: str) -> int:
         """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
-        return (murmur2(user_id.encode()) & 0x7FFFFFFF) % self.settings.partitions
+        return partition_for(user_id, self.settings.partitions)
 
     def _note_watch(self, state: UserState) -> None:
         for item in state.watch:

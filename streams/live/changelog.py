@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.partitioner.default import murmur2
 
 from streams.config import Settings
 from streams.core.state import UserState
 from streams.live.tables import changelog_topic, decode_state
+from streams.partitioning import partition_for
 
 
 def read_states(settings: Settings, user_id: str | None = None) -> dict[str, UserState]:
@@ -23,7 +23,7 @@ def read_states(settings: Settings, user_id: str | None = None) -> dict[str, Use
             partitions = [TopicPartition(topic, p) for p in sorted(ids)]
         else:
             # The changelog is co-partitioned with the inputs, which producers key with murmur2.
-            partitions = [TopicPartition(topic, (murmur2(key) & 0x7FFFFFFF) % len(ids))]
+            partitions = [TopicPartition(topic, partition_for(key, len(ids)))]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)

@@ -3,7 +3,10 @@
 A user's clicks and orders come on two topics; a consumer sees them interleaved however the fetches
 happen to land. Here each partition's clicks and orders wait in two queues and leave in event-time
 order (ties: clicks first). A queue that is empty holds the other back until its topic-partition is
-known to be caught up, or until `max_wait` passes. With a backlog (a replay, a restart) the order is
+known to be caught up, or until `max_wait` passes. "Known" means judged on a fetch response at least
+as recent as the one that brought the waiting event: a highwater seen before that event was fetched
+can miss what was written just ahead of it. With a backlog (a replay, a restart), and with a
+producer that writes a partition's topics in event-time order (`streams replay` does), the order is
 therefore exactly the merge of the two partitions by timestamp, which the offline engine reproduces.
 
 Held messages keep an extra reference (Faust `incref`), so their offsets are not committed before
@@ -21,12 +24,22 @@ from typing import Any
 from faust.types import EventT
 
 Entry = tuple[EventT, Any]  # the Faust event and what the caller attached to it
+# caught_up(topic, partition, last offset pushed or None, fetched at or after this wall-clock ms)
+CaughtUp = Callable[[str, int, int | None, int], bool]
+
+
+@dataclass(slots=True)
+class _Held:
+    arrived: float  # monotonic
+    fetched_at: int  # wall-clock ms of the fetch response that brought it (0: unknown)
+    entry: Entry
 
 
 @dataclass(slots=True)
 class _Queues:
-    by_topic: dict[str, deque[tuple[float, Entry]]] = field(default_factory=dict)
+    by_topic: dict[str, deque[_Held]] = field(default_factory=dict)
     last_offset: dict[str, int] = field(default_factory=dict)
+    last_arrival: dict[str, float] = field(default_factory=dict)  # monotonic, per topic
 
 
 class PartitionSequencer:
@@ -37,15 +50,17 @@ class PartitionSequencer:
         self.partitions: dict[int, _Queues] = {}
         self.forced = 0  # releases made by the time limit, not by order: each may reorder events
 
-    def push(self, event: EventT, payload: Any = None) -> None:
+    def push(self, event: EventT, payload: Any = None, fetched_at: int | None = None) -> None:
         message = event.message
         queues = self.partitions.setdefault(message.partition, _Queues())
-        queues.by_topic.setdefault(message.topic, deque()).append((time.monotonic(), (event, payload)))
+        held = _Held(time.monotonic(), fetched_at or 0, (event, payload))
+        queues.last_arrival[message.topic] = held.arrived
+        queues.by_topic.setdefault(message.topic, deque()).append(held)
         queues.last_offset[message.topic] = message.offset
         message.incref()  # released by the caller's ack after processing
 
-    def release(self, caught_up: Callable[[str, int, int | None], bool]) -> list[Entry]:
-        """Entries that may be processed now, in order. `caught_up(topic, partition, last_offset)`."""
+    def release(self, caught_up: CaughtUp) -> list[Entry]:
+        """Entries that may be processed now, in order."""
         now = time.monotonic()
         out: list[Entry] = []
         for partition, queues in self.partitions.items():
@@ -55,22 +70,28 @@ class PartitionSequencer:
                     break
                 if len(heads) < len(self.topics):
                     waiting = [t for t in self.topics if t not in heads]
-                    oldest = min(arrived for arrived, _ in heads.values())
-                    ready = all(caught_up(t, partition, queues.last_offset.get(t)) for t in waiting)
-                    if not ready and now - oldest < self.max_wait:
+                    since = max(held.fetched_at for held in heads.values())
+                    ready = all(caught_up(t, partition, queues.last_offset.get(t), since) for t in waiting)
+                    # The valve opens only when the awaited topic has stalled: a partition that
+                    # is merely behind (a backlog) keeps delivering, and each arrival resets it.
+                    waited = max(
+                        min(held.arrived for held in heads.values()),
+                        *(queues.last_arrival.get(t, 0.0) for t in waiting),
+                    )
+                    if not ready and now - waited < self.max_wait:
                         break
                     if not ready:
                         self.forced += 1
                 topic = min(
-                    heads, key=lambda t: (heads[t][1][0].message.timestamp or 0, self.rank.get(t, 99))
+                    heads, key=lambda t: (heads[t].entry[0].message.timestamp or 0, self.rank.get(t, 99))
                 )
-                out.append(queues.by_topic[topic].popleft()[1])
+                out.append(queues.by_topic[topic].popleft().entry)
         return out
 
     def drop_partition(self, partition: int) -> list[Entry]:
         """Forget a revoked partition's held events (another worker will get them re-delivered)."""
         queues = self.partitions.pop(partition, None)
-        return [entry for q in (queues.by_topic.values() if queues else ()) for _, entry in q]
+        return [held.entry for q in (queues.by_topic.values() if queues else ()) for held in q]
 
     def queued(self) -> dict[tuple[str, int], int]:
         """Held events per (topic, partition)."""

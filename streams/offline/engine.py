@@ -12,8 +12,6 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kafka.partitioner.default import murmur2
-
 from streams.codec import REPLAY_HEADER
 from streams.config import INPUT_TOPICS
 from streams.core.catalog import CatalogItem
@@ -25,12 +23,8 @@ from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
 from streams.logs import LogRecord
+from streams.partitioning import partition_for
 from streams.schemas import validate
-
-
-def partition_for(key: str | None, partitions: int) -> int:
-    """Kafka's default partitioner for a keyed message (what kafka-python and Java clients do)."""
-    return (murmur2((key or "").encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass

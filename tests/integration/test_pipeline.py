@@ -14,7 +14,7 @@ from streams.config import Settings
 from streams.core.config import MINUTE
 from streams.importers import import_diginetica, import_otto
 from streams.logs import LogRecord
-from streams.offline.engine import partition_for
+from streams.partitioning import partition_for
 from tests.integration.harness import offline, produce, read_topic, start_worker, wait_until
 
 DATASETS = {
@@ -84,7 +84,7 @@ def test_one_recommendation_per_event_equal_to_the_offline_engine(
         same = sum(comparable(r) == expected_recs[r["rec_id"]] for r in got)
         # The sequencer merges each partition's topics in event time, as the offline engine does:
         # content matches too (see the README on when a partition's order can still differ).
-        assert same >= 0.99 * valid, f"{valid - same} of {valid} recommendations differ from offline"
+        assert same == valid, f"{valid - same} of {valid} recommendations differ from offline"
     finally:
         worker.stop()
 

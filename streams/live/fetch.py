@@ -1,0 +1,47 @@
+"""What the consumer last learnt about an input topic-partition: its highwater, and when.
+
+The sequencer asks "is this topic-partition caught up?" before it lets the other topic's events go
+ahead, and the answer is only as good as the fetch response it rests on. Faust exposes the highwater
+but not when it was fetched, so this reads aiokafka's per-partition fetch state directly. Kept in one
+place: it is the only code here that knows aiokafka's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types import TP
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    highwater: int | None  # log end offset as of the last fetch response
+    polled_at: int | None  # wall-clock ms of that fetch response
+
+    def caught_up(self, last_seen: int) -> bool:
+        """Nothing in the partition beyond offset `last_seen` (-1: nothing seen)."""
+        return self.highwater is not None and last_seen + 1 >= self.highwater
+
+
+class FetchView:
+    def __init__(self, faust_consumer: Any) -> None:
+        self._faust_consumer = faust_consumer
+
+    def _aiokafka(self) -> Any:
+        return self._faust_consumer._thread._ensure_consumer()
+
+    def state(self, tp: TP) -> FetchState | None:
+        """None when the partition is not assigned here (mid-rebalance)."""
+        try:
+            consumer = self._aiokafka()
+            partition = consumer._subscription.subscription.assignment.state_value(tp)
+        except Exception:
+            return None
+        if partition is None:
+            return None
+        return FetchState(partition.highwater, partition.timestamp)
+
+    def polled_at(self, tp: TP) -> int | None:
+        state = self.state(tp)
+        return None if state is None else state.polled_at
