@@ -20,6 +20,10 @@ class Settings:
     topic_prefix: str = ""
     partitions: int = 8
     replication: int = 1
+    # Time-based retention measures a record's own timestamp, and a replayed log keeps its original
+    # (old) event times: with the broker's 7-day default, a replay of last month would be deleted
+    # before the worker reads it. Keep everything by default; set a real limit in production.
+    retention_ms: int = -1
     app_id: str = "streams"
     data_dir: str = ".cache/worker"
     web_host: str = "127.0.0.1"
@@ -37,6 +41,7 @@ class Settings:
             topic_prefix=env.get("STREAMS_TOPIC_PREFIX", ""),
             partitions=int(env.get("STREAMS_PARTITIONS", "8")),
             replication=int(env.get("STREAMS_REPLICATION", "1")),
+            retention_ms=int(env.get("STREAMS_RETENTION_MS", "-1")),
             app_id=env.get("STREAMS_APP_ID", "streams"),
             data_dir=env.get("STREAMS_DATA_DIR", ".cache/worker"),
             web_host=env.get("STREAMS_WEB_HOST", "127.0.0.1"),

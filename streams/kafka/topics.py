@@ -35,7 +35,11 @@ def ensure_topics(settings: Settings, logical: tuple[str, ...] = LOGICAL_TOPICS)
             if physical in existing:
                 reports.append(TopicReport(physical, False, existing[physical]))
                 continue
-            configs = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
+            configs = (
+                {"cleanup.policy": "compact"}
+                if name in COMPACTED_TOPICS
+                else {"retention.ms": str(settings.retention_ms)}
+            )
             topic = NewTopic(physical, settings.partitions, settings.replication, topic_configs=configs)
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator: same outcome
                 admin.create_topics([topic])
