@@ -45,7 +45,7 @@ from streams.live.context import PartitionContexts
 from streams.live.fetch import FetchView
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
-from streams.live.tables import STATE_TABLE, decode_state
+from streams.live.tables import STATE_TABLE, decode_state, encode_state
 from streams.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ class Worker:
         for user, state in states.items():
             self._note_watch(state)
             with self.contexts.partition(partitions[user]):
-                self.states[user.encode()] = encode_value(state.to_wire())
+                self.states[user.encode()] = encode_state(state)
         for p in changed:
             self.wall_at_watermark[p] = time.time()
             with self.contexts.partition(p):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import msgpack
-from faust.types import TableT
 
 from streams.codec import encode_value
 from streams.core.state import UserState
@@ -16,19 +15,9 @@ def changelog_topic(app_id: str) -> str:
     return f"{app_id}-{STATE_TABLE}-changelog"
 
 
+def encode_state(state: UserState) -> bytes:
+    return encode_value(state.to_wire())
+
+
 def decode_state(raw: bytes) -> UserState:
     return UserState.from_wire(msgpack.unpackb(raw, raw=False))
-
-
-class UserStateTable:
-    """Typed access to the Faust table; keys are user ids as UTF-8, values msgpack'd `UserState`."""
-
-    def __init__(self, table: TableT) -> None:
-        self.table = table
-
-    def load(self, user_id: str) -> UserState | None:
-        raw = self.table.get(user_id.encode())
-        return None if raw is None else decode_state(raw)
-
-    def store(self, state: UserState) -> None:
-        self.table[state.user_id.encode()] = encode_value(state.to_wire())

@@ -74,6 +74,8 @@ def register_views(worker: Worker) -> None:
                 "status": "ok",
                 "app_id": worker.settings.app_id,
                 "partitions": sorted(set(assigned)),
+                # True while tables are restored from their changelogs (after a crash or a move).
+                "recovering": bool(app.in_recovery) or not app.tables.recovery.completed.is_set(),
                 "held": len(worker.sequencer),
                 "reordered_by_timeout": worker.sequencer.forced,
                 "model_version": getattr(worker.processor.recommender, "version", None),

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +15,8 @@ from streams.core.state import UserState
 from streams.kafka.produce import replay_log
 from streams.kafka.topics import ensure_topics
 from streams.live.changelog import read_states
+from streams.live.process import WorkerProcess
 from streams.logs import LogRecord
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -42,96 +35,6 @@ def isolated_settings(bootstrap: str, tmp_path: Path, partitions: int = 4) -> Se
         data_dir=str(tmp_path / "worker-data"),
         web_port=free_port(),
     )
-
-
-@dataclass
-class WorkerProcess:
-    """`streams worker` as a child process, the way an operator runs it."""
-
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    # Event time only by default: a wall-clock tick would fire the log's tail timers, which an
-    # offline run (no wall clock) never does. The tick has its own test.
-    tick_seconds: float = 0.0
-    rules: Path | None = None
-
-    def env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            **os.environ,
-            "KAFKA_BOOTSTRAP": s.bootstrap,
-            "STREAMS_TOPIC_PREFIX": s.topic_prefix,
-            "STREAMS_APP_ID": s.app_id,
-            "STREAMS_PARTITIONS": str(s.partitions),
-            "STREAMS_DATA_DIR": s.data_dir,
-            "STREAMS_WEB_PORT": str(s.web_port),
-            **({"STREAMS_API_TOKEN": s.api_token} if s.api_token else {}),
-        }
-
-    def start(self) -> WorkerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streams",
-                "worker",
-                "--loglevel",
-                "info",
-                "--tick-seconds",
-                str(self.tick_seconds),
-                *(["--rules", str(self.rules)] if self.rules else []),
-            ],
-            cwd=REPO,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.web_port}/healthz", timeout=1) as r:
-                return json.load(r)
-        except OSError:
-            return None
-
-    def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.assert_running()
-            health = self.health()
-            if health is not None:
-                return health
-            time.sleep(0.3)
-        raise TimeoutError(f"worker not healthy in {timeout}s\n{self.log_tail()}")
-
-    def assert_running(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"worker exited with {self.process.returncode}\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no final commit, no flush."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def start_worker(
