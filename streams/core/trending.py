@@ -6,6 +6,7 @@ what lets a replay of the same log reproduce the same fallback recommendations.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,27 +14,32 @@ from typing import Any
 WEIGHTS = {"view": 1.0, "add_to_cart": 3.0}
 
 
+RENORMALIZE_AFTER = 64  # half-lives between the reference time and now before weights are rescaled
+
+
 @dataclass(slots=True)
 class Trending:
     half_life_ms: int
     capacity: int = 500
-    counts: dict[str, float] = field(default_factory=dict)  # item -> count as of `clock`
-    clock: int = 0  # event time the counts are expressed at
+    # item -> decayed count, expressed at the reference time `ref`: an event at `ts` adds its weight
+    # times 2^((ts - ref) / half_life). Adding is O(1); only `top` converts to "as of `clock`".
+    counts: dict[str, float] = field(default_factory=dict)
+    clock: int = 0  # latest event time seen
+    ref: int = 0
 
     def add(self, item_id: str, kind: str, ts: int) -> None:
         weight = WEIGHTS.get(kind)
         if weight is None:
             return
-        if ts > self.clock:
-            # Rescaling everything is O(capacity); done at most once per distinct timestamp.
-            factor = math.exp2(-(ts - self.clock) / self.half_life_ms) if self.clock else 1.0
-            if factor < 1.0:
-                for key in self.counts:
-                    self.counts[key] *= factor
-            self.clock = ts
-            self.add_scaled(item_id, weight)
-        else:
-            self.add_scaled(item_id, weight * math.exp2(-(self.clock - ts) / self.half_life_ms))
+        if not self.counts and not self.ref:
+            self.ref = ts
+        self.clock = max(self.clock, ts)
+        if (self.clock - self.ref) > RENORMALIZE_AFTER * self.half_life_ms:
+            factor = math.exp2(-(self.clock - self.ref) / self.half_life_ms)
+            for key in self.counts:
+                self.counts[key] *= factor
+            self.ref = self.clock
+        self.add_scaled(item_id, weight * math.exp2((ts - self.ref) / self.half_life_ms))
 
     def add_scaled(self, item_id: str, weight: float) -> None:
         self.counts[item_id] = self.counts.get(item_id, 0.0) + weight
@@ -42,12 +48,15 @@ class Trending:
             self.counts = dict(keep)
 
     def top(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[tuple[str, float]]:
-        ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [(item, round(score, 6)) for item, score in ranked if item not in exclude][:n]
+        """The n most counted items (decayed to the latest event time), best first, ties by id."""
+        scale = math.exp2(-(self.clock - self.ref) / self.half_life_ms)
+        wanted = heapq.nsmallest(n + len(exclude), self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [(item, round(score * scale, 6)) for item, score in wanted if item not in exclude][:n]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"h": self.half_life_ms, "c": self.counts, "t": self.clock}
+        return {"h": self.half_life_ms, "c": self.counts, "t": self.clock, "r": self.ref}
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> Trending:
-        return cls(half_life_ms=raw["h"], counts=raw["c"], clock=raw["t"])
+        # States written before "r" existed held counts as of their clock.
+        return cls(half_life_ms=raw["h"], counts=raw["c"], clock=raw["t"], ref=raw.get("r", raw["t"]))

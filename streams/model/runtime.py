@@ -32,6 +32,7 @@ from streams.model.features import (
 )
 
 MODEL_FILE = "model.onnx"
+WIDTH_BUCKETS = (8, 16, 32)  # sequence widths a batch is padded to (then the full window)
 METADATA_FILE = "metadata.json"
 FORMAT = "streams-onnx/1"
 
@@ -159,16 +160,32 @@ class OnnxRecommender:
     def _run(loaded: _Loaded, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
         # Bit-identical answers whatever the batch: a replay batches differently from a live worker and
         # must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats
-        # only when the shapes are the same, so every batch is padded to the full window, and a single
-        # row goes through as two (a batch of one takes a different matrix-vector path).
-        rows = list(histories)
-        single = len(rows) == 1
-        if single:
-            rows.append([])
-        inputs = loaded.featurizer.encode(rows, pad_to=loaded.featurizer.config.window)
-        logits, intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
-        if single:
-            return logits[:1], intent[:1]
+        # only when the shapes are the same. So a row's width is chosen by its own length alone (the
+        # smallest bucket that holds it: short histories stay cheap), rows of one width run together,
+        # and a single row goes through as two (a batch of one takes a matrix-vector path).
+        window = loaded.featurizer.config.window
+        if not histories:
+            logits, intent = loaded.session.run(list(OUTPUT_NAMES), loaded.featurizer.encode([[], []]))
+            return logits[:0], intent[:0]
+        buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
+        groups: dict[int, list[int]] = {}
+        for index, history in enumerate(histories):
+            length = min(len(history), window)
+            groups.setdefault(next(b for b in buckets if b >= length), []).append(index)
+        logits: np.ndarray | None = None
+        intent: np.ndarray | None = None
+        for width, members in sorted(groups.items()):
+            rows = [histories[i] for i in members]
+            if len(rows) == 1:
+                rows.append([])
+            inputs = loaded.featurizer.encode(rows, pad_to=width)
+            part_logits, part_intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
+            if logits is None or intent is None:
+                logits = np.empty((len(histories), part_logits.shape[1]), dtype=part_logits.dtype)
+                intent = np.empty(len(histories), dtype=part_intent.dtype)
+            logits[members] = part_logits[: len(members)]
+            intent[members] = part_intent[: len(members)]
+        assert logits is not None and intent is not None
         return logits, intent
 
 
