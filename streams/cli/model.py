@@ -37,7 +37,7 @@ def train(
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
     max_minutes: Annotated[float, typer.Option(help="training budget in minutes; 0 = none")] = 0.0,
     valid_fraction: Annotated[float, typer.Option(min=0.01, max=0.5, help="last sessions held out")] = 0.1,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.25,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.1,
     scale: Annotated[float, typer.Option(help="softmax scale of the cosine scores (NISER)")] = 16.0,
     bf16: Annotated[
         bool | None,

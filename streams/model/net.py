@@ -32,7 +32,7 @@ class NetConfig:
     n_gaps: int
     window: int
     dim: int = 100
-    dropout: float = 0.25
+    dropout: float = 0.1
     scale: float = 16.0
     session_gap_bucket: int = SESSION_START_BUCKET  # gap buckets >= this start a new session
 

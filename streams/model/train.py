@@ -41,7 +41,7 @@ _SESSION_GAP_MS = 30 * 60 * 1000  # same split rule as streams.core.state for cl
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     dim: int = 100
-    dropout: float = 0.25
+    dropout: float = 0.1
     scale: float = 16.0
     lr: float = 2e-3
     lr_decay: float = 0.5  # per epoch, after `decay_after` epochs
@@ -489,8 +489,9 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     history: list[dict[str, float]] = []
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     started = time.monotonic()
+    decay_after = config.decay_after
     for epoch in range(1, config.epochs + 1):
-        lr = config.lr * config.lr_decay ** max(0, epoch - config.decay_after)
+        lr = config.lr * config.lr_decay ** max(0, epoch - decay_after)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -530,10 +531,16 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
                 tqdm.write(f"early stop: no gain for {stale} epochs, best epoch {best_epoch}")
                 break
         # The cap is a budget: stop when one more epoch (at the mean pace so far) would overrun it.
-        spent = time.monotonic() - started
-        if config.max_minutes and spent + spent / epoch > config.max_minutes * 60:
-            tqdm.write(f"time budget of {config.max_minutes} min: stopping after epoch {epoch}")
-            break
+        if config.max_minutes:
+            spent = time.monotonic() - started
+            fit = epoch + int((config.max_minutes * 60 - spent) // (spent / epoch))
+            if fit <= epoch:
+                tqdm.write(f"time budget of {config.max_minutes} min: stopping after epoch {epoch}")
+                break
+            # The low learning rates at the end are where most of the last gains come from, so when the
+            # budget (a busy machine) cuts the schedule short, the decay starts earlier: the last three
+            # epochs that fit still anneal. It only ever moves earlier, so the rate never goes back up.
+            decay_after = min(decay_after, max(1, min(config.epochs, fit) - 3))
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
