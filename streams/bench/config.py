@@ -1,0 +1,26 @@
+"""What a benchmark run measures, and the targets it reports against (issue: benchmarks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TARGETS = {
+    "max_throughput_vs_passthrough": 0.5,  # ours / bare aiokafka passthrough, at maximum rate
+    "p99_ms_at_offered_rate": 50.0,
+    "offline_events_per_s": 20_000.0,
+    "state_bytes_per_user": 4096.0,
+    "recovery_seconds": 60.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    users: int = 5_000
+    items: int = 2_000  # the shipped model's catalogue size
+    offered_rates: tuple[int, ...] = (250, 500, 1_000)  # events/s, each held for `seconds`
+    seconds: float = 10.0
+    max_rate_events: int = 20_000  # backlog size for the maximum-rate run
+    offline_events: int = 30_000
+    state_users: int = 1_000_000  # RocksDB size and recovery are measured at this many users
+    partitions: int = 8
+    seed: int = 7

@@ -1,0 +1,50 @@
+"""Benchmark pieces that need no broker: state size figures and the report against targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.bench.run import checks, table
+from streams.bench.state import rocksdb_size, state_sizes, synthetic_states
+from streams.generate import TrafficConfig, generate_traffic
+from streams.live.tables import decode_state
+from streams.offline.replay import Variant, run_offline
+
+
+def test_state_figures_come_from_real_states_and_a_real_rocksdb(tmp_path: Path) -> None:
+    log = list(generate_traffic(TrafficConfig(users=100, items=200, events=2_000, seed=2)))
+    states = list(run_offline(log, Variant(None), 4).result.states.values())
+    sizes = state_sizes(states)
+    assert (
+        sizes["users"] == len(states) and 0 < sizes["mean_bytes"] <= sizes["p99_bytes"] <= sizes["max_bytes"]
+    )
+    user, raw = next(iter(synthetic_states(states, 5)))
+    assert decode_state(raw).user_id == user == "bench-u0"
+    rocks = rocksdb_size(states, 3_000, tmp_path)
+    assert rocks["users"] == 3_000 and rocks["disk_bytes"] > 0
+    assert rocks["value_bytes"] > 2_000 * sizes["mean_bytes"] * 0.5
+    assert list(tmp_path.iterdir()) == []  # the scratch database is removed
+
+
+def test_report_marks_each_figure_against_its_target() -> None:
+    run = {"offered_rate": 1_000, "throughput": 900.0, "p50_ms": 5.0, "p95_ms": 20.0, "p99_ms": 80.0}
+    results = {
+        "worker": [run, {**run, "offered_rate": None, "throughput": 1_200.0}],
+        "passthrough": [run, {**run, "offered_rate": None, "throughput": 2_000.0}],
+        "offline": {"events_per_s": 25_000.0},
+        "state": {"mean_bytes": 1_000.0},
+        "recovery": {"empty_disk_seconds": 70.0, "after_sigkill_seconds": 10.0},
+        "rocksdb": {"users": 10, "disk_bytes": 2**20, "disk_bytes_per_user": 100.0},
+    }
+    results["checks"] = checks(results)
+    met = {row["figure"]: row["met"] for row in results["checks"]}
+    assert met == {
+        "max throughput / passthrough": True,  # 0.6 >= 0.5
+        "p99 ms at 1,000 events/s": False,
+        "offline replay events/s": True,
+        "state bytes per active user": True,
+        "recovery s (empty disk)": False,
+        "recovery s (after SIGKILL)": True,
+    }
+    text = table(results)
+    assert "NO" in text and "max" in text
