@@ -148,12 +148,9 @@ class OnnxRecommender:
                 values[indices] = -np.inf
             top = _top_k(values, order, k)
             probabilities = np.exp(values[top].astype(np.float64) - log_norm[row, 0])
-            out.append(
-                Prediction(
-                    items=[(loaded.vocab.ids[i], float(p)) for i, p in zip(top, probabilities, strict=True)],
-                    purchase_intent=float(intent[row]),
-                )
-            )
+            ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
+            items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
+            out.append(Prediction(items=items, purchase_intent=float(intent[row])))
         return out
 
     @staticmethod
