@@ -85,28 +85,31 @@ def test_a_cart_timeout_diff_on_real_traffic_touches_cart_triggers_only(
     )
 
 
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, deliberately small model trained here on other generated traffic (extra `train`)."""
+    pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[train]')")
+    from streams.model.train import TrainConfig, load_event_log, run_training
+
+    folder = tmp_path_factory.mktemp("small-model")
+    log = folder / "traffic.jsonl"
+    write_log(log, generate_traffic(TrafficConfig(users=200, items=2_000, events=6_000, seed=8)))
+    config = TrainConfig(dim=16, epochs=2, batch_size=64, patience=1, threads=2, seed=3)
+    run_training(load_event_log(log, config), config, folder / "model", progress=False)
+    return folder / "model"
+
+
+@pytest.mark.parametrize("candidate", ["small-model", "none"])
 def test_a_model_diff_reports_changed_recommendations_and_both_models_scores(
-    traffic: list[LogRecord], tmp_path: Path
+    candidate: str, traffic: list[LogRecord], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    other = str(request.getfixturevalue("small_model")) if candidate == "small-model" else "none"
     log = tmp_path / "traffic.jsonl.gz"
     write_log(log, traffic)
     out = tmp_path / "diff.json"
     _register()
-    result = CliRunner().invoke(
-        app,
-        [
-            "diff",
-            str(log),
-            "--baseline",
-            str(DEFAULT_MODEL),
-            "--candidate",
-            "none",
-            "-n",
-            "10",
-            "--out",
-            str(out),
-        ],
-    )
+    args = ["diff", str(log), "--baseline", str(DEFAULT_MODEL), "--candidate", other, "-n", "10"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "HR@10" in result.output and "overlap@10" in result.output
     report = json.loads(out.read_text())
