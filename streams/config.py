@@ -30,6 +30,7 @@ class Settings:
     web_port: int = 6066
     recent_events: int = 50
     producer_linger_ms: float = 5.0
+    stall_seconds: float = 60.0  # /healthz reports a stall after this long with lag and no progress
     api_token: str | None = None  # required by /users/{id}/state; unset: that endpoint is closed
     advertised_url: str | None = None  # how other workers reach this one (default: http://host:port)
     overrides: dict[str, str] = field(default_factory=dict)
@@ -48,6 +49,7 @@ class Settings:
             web_host=env.get("STREAMS_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("STREAMS_WEB_PORT", "6066")),
             producer_linger_ms=float(env.get("STREAMS_PRODUCER_LINGER_MS", "5")),
+            stall_seconds=float(env.get("STREAMS_STALL_SECONDS", "60")),
             api_token=env.get("STREAMS_API_TOKEN") or None,
             advertised_url=env.get("STREAMS_ADVERTISED_URL") or None,
         )

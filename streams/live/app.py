@@ -43,6 +43,7 @@ from streams.ingest import parse_user_event
 from streams.live.catalog import CatalogFollower
 from streams.live.context import PartitionContexts
 from streams.live.fetch import FetchView
+from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
@@ -145,6 +146,7 @@ class Worker:
         self.sequencer = PartitionSequencer(tuple(settings.topic(t) for t in INPUT_TOPICS), max_wait=10.0)
         self._stream: StreamT | None = None
         self._fetch: FetchView | None = None
+        self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
@@ -263,6 +265,23 @@ class Worker:
             self._caught_up(topic, partition, self.sequencer.last_offset(topic, partition), 0)
             for topic in self.sequencer.topics
         )
+
+    def input_lag(self) -> int:
+        """Events on the assigned input partitions not processed yet (as far as the fetches know)."""
+        lag = 0
+        for tp in self.app.consumer.assignment():
+            logical = self.settings.logical(tp.topic)
+            if logical not in INPUT_TOPICS:
+                continue
+            state = self.fetch.state(tp)
+            part = self.partitions.get(tp.partition)
+            if state is None or state.highwater is None or part is None:
+                continue
+            lag += max(0, state.highwater - part.offsets.get(f"{logical}/{tp.partition}", -1) - 1)
+        return lag
+
+    def processed(self) -> int:
+        return self.counts["applied"] + self.counts["redelivered"] + self.counts["dead_letters"]
 
     def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
         state = self.fetch.state(TP(topic, partition))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,18 +70,24 @@ def register_views(worker: Worker) -> None:
         assigned = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic in worker.inputs.topics
         )
+        recovering = bool(app.in_recovery) or not app.tables.recovery.completed.is_set()
+        lag = worker.input_lag()
+        stalled = worker.stall.observe(worker.processed(), 0 if recovering else lag, time.monotonic())
         return web.json(
             {
-                "status": "ok",
+                # "stalled": input waits and nothing was processed for STREAMS_STALL_SECONDS (503).
+                "status": "stalled" if stalled else "ok",
+                "lag": lag,
                 "app_id": worker.settings.app_id,
                 "partitions": sorted(set(assigned)),
                 # True while tables are restored from their changelogs (after a crash or a move).
-                "recovering": bool(app.in_recovery) or not app.tables.recovery.completed.is_set(),
+                "recovering": recovering,
                 "held": len(worker.sequencer),
                 "reordered_by_timeout": worker.sequencer.forced,
                 "model_version": getattr(worker.processor.recommender, "version", None),
                 **worker.counts,
-            }
+            },
+            status=503 if stalled else 200,
         )
 
     @app.page("/metrics")

@@ -84,3 +84,4 @@ def test_live_replay_equals_the_offline_replay(
     assert got_triggers == want_triggers
     health = worker.health() or {}
     assert health.get("reordered_by_timeout") == 0, health
+    assert health.get("status") == "ok" and health.get("lag") == 0, health  # all input processed
