@@ -59,15 +59,8 @@ def seed_changelog(settings: Settings, templates: Sequence[UserState], count: in
 
 def _time_until_recovered(worker: WorkerProcess, timeout: float) -> float:
     started = time.monotonic()
-    worker.start()
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        worker.assert_running()
-        health = worker.health()
-        if health and health.get("partitions") and not health.get("recovering", True):
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise TimeoutError(f"worker not recovered in {timeout}s\n{worker.log_tail(20)}")
+    worker.start().wait_ready(timeout)
+    return time.monotonic() - started
 
 
 def recovery_times(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,10 @@ from streams.bench.traffic import LoadResult, OutputWatcher, clicks, drive, reco
 from streams.config import INPUT_TOPICS, Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.kafka.topics import ensure_topics
-from streams.live.process import WorkerProcess
+from streams.live.process import WorkerProcess, free_port
 from streams.model.bench import inference_throughput
 from streams.offline.replay import Variant, run_offline
 from streams.serving import default_model_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _isolated(base: Settings, config: BenchConfig, scratch: Path, role: str) -> Settings:
@@ -47,7 +40,7 @@ def _isolated(base: Settings, config: BenchConfig, scratch: Path, role: str) -> 
         app_id=name,
         partitions=config.partitions,
         data_dir=str(scratch / name),
-        web_port=_free_port(),
+        web_port=free_port(),
     )
 
 
@@ -90,23 +83,12 @@ def _worker_runs(
     ensure_topics(settings)
     worker = WorkerProcess(settings, scratch / f"{settings.app_id}.log", tick_seconds=5.0).start()
     try:
-        worker.wait_healthy(120)
-        _wait_assigned(worker)
+        worker.wait_ready(120)
         assert worker.process is not None
         profile = (worker.process.pid, out / "worker-profile.txt")
         return _load_runs(settings, traffic, config, "recommendations", profile)
     finally:
         worker.stop()
-
-
-def _wait_assigned(worker: WorkerProcess, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = worker.health() or {}
-        if health.get("partitions") and not health.get("recovering", True):
-            return
-        time.sleep(0.3)
-    raise TimeoutError("worker got no partitions")
 
 
 def _passthrough_runs(

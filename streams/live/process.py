@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,12 @@ from typing import Any
 from streams.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,6 +88,17 @@ class WorkerProcess:
                 return health
             time.sleep(0.3)
         raise TimeoutError(f"worker not healthy in {timeout}s\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until the worker owns partitions and its tables are restored (`/healthz`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_running()
+            health = self.health()
+            if health and health.get("partitions") and not health.get("recovering", True):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready in {timeout}s\n{self.log_tail(20)}")
 
     def assert_running(self) -> None:
         assert self.process is not None

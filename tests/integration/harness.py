@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,14 +14,8 @@ from streams.core.state import UserState
 from streams.kafka.produce import replay_log
 from streams.kafka.topics import ensure_topics
 from streams.live.changelog import read_states
-from streams.live.process import WorkerProcess
+from streams.live.process import WorkerProcess, free_port
 from streams.logs import LogRecord
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def isolated_settings(bootstrap: str, tmp_path: Path, partitions: int = 4) -> Settings:
