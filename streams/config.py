@@ -9,7 +9,15 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 # Logical topic names are part of the v1 contract; the physical names may carry a prefix so that
 # several apps (or several tests) share one cluster without seeing each other's traffic.
-LOGICAL_TOPICS = ("clicks", "orders", "catalog", "recommendations", "promotion-triggers", "dead-letters")
+LOGICAL_TOPICS = (
+    "clicks",
+    "orders",
+    "catalog",
+    "recommendations",
+    "promotion-triggers",
+    "audience-segments",
+    "dead-letters",
+)
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})
 
@@ -31,7 +39,7 @@ class Settings:
     recent_events: int = 50
     producer_linger_ms: float = 5.0
     stall_seconds: float = 60.0  # /healthz reports a stall after this long with lag and no progress
-    api_token: str | None = None  # required by /users/{id}/state; unset: that endpoint is closed
+    api_token: str | None = None  # required by /users/{id}/state, /profile, /context; unset: closed
     advertised_url: str | None = None  # how other workers reach this one (default: http://host:port)
     overrides: dict[str, str] = field(default_factory=dict)
 

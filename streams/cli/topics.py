@@ -25,8 +25,8 @@ def create(
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
 ) -> None:
-    """Create clicks, orders, catalog (compacted), recommendations, promotion-triggers, dead-letters.
-    Existing topics are left as they are."""
+    """Create clicks, orders, catalog (compacted), recommendations, promotion-triggers,
+    audience-segments, dead-letters. Existing topics are left as they are."""
     settings = settings_from(bootstrap, topic_prefix, partitions=partitions, replication=replication)
     for report in ensure_topics(settings):
         state = "created" if report.created else "exists"

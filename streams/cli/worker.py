@@ -31,22 +31,28 @@ def worker(
     tick_seconds: Annotated[float, typer.Option(help="Wall-clock timer tick, s (0: event time only)")] = 5.0,
     loglevel: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
-    """Run a worker: state, recommendations, promotion triggers, dead letters, HTTP API."""
+    """Run a worker: state, recommendations, promotion triggers, audience segments, dead letters, HTTP API."""
     import os
 
     from faust.worker import Worker as FaustWorker
 
     from streams.core.config import RulesConfig
     from streams.core.recommend import TrendingOnly
+    from streams.core.segments import SegmentRules
     from streams.kafka.topics import ensure_topics
     from streams.live.app import Worker
     from streams.serving import ModelRecommender, default_model_dir
 
+    try:
+        rules_config = RulesConfig.load(rules or os.environ.get("STREAMS_RULES"))
+        SegmentRules(rules_config)  # a bad segment rule stops here, named, before Faust starts
+    except ValueError as exc:
+        typer.echo(f"rules: {exc}", err=True)
+        raise typer.Exit(2) from None
     settings = settings_from(bootstrap, topic_prefix, app_id, data_dir=data_dir, web_port=web_port)
     ensure_topics(settings)
     model_dir = None if no_model else (model or default_model_dir())
     recommender = ModelRecommender(model_dir) if model_dir is not None else TrendingOnly()
-    rules_config = RulesConfig.load(rules or os.environ.get("STREAMS_RULES"))
     live = Worker(
         settings,
         rules_config,

@@ -6,8 +6,9 @@ Loaded from a TOML or JSON file (`--rules FILE`); every field has a default that
 from __future__ import annotations
 
 import json
+import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,50 @@ TRIGGER_KINDS = (
     "price_drop",
     "back_in_stock",
     "win_back",
+)
+SEGMENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_SEGMENTS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """An audience: shoppers for whom the `when` expression holds (names: streams/core/segments.py)."""
+
+    id: str
+    when: str
+    description: str = ""
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Segment:
+        unknown = sorted(set(raw) - {"id", "when", "description"})
+        if unknown:
+            known = "description, id, when"
+            raise ValueError(f"unknown segment setting(s): {', '.join(unknown)}; known: {known}")
+        if not isinstance(raw.get("id"), str) or not SEGMENT_ID_PATTERN.match(raw["id"]):
+            raise ValueError(f"segment id {raw.get('id')!r} must match {SEGMENT_ID_PATTERN.pattern}")
+        if not isinstance(raw.get("when"), str) or not raw["when"].strip():
+            raise ValueError(f"segment {raw['id']}: `when` must be a non-empty expression")
+        return cls(raw["id"], raw["when"], str(raw.get("description", "")))
+
+
+# Shipped audiences: what campaign and ad platforms commonly target. Replace them with `[[segments]]`
+# tables in the rules file (an empty list `segments = []` turns segments off).
+DEFAULT_SEGMENTS = (
+    Segment("high_intent", "purchase_intent >= 0.5 and cart_items > 0", "likely to buy soon, cart not empty"),
+    Segment("cart_over_100", "cart_value > 100", "cart worth more than 100"),
+    Segment(
+        "electronics_intender",
+        'top_category == "electronics" and purchase_intent >= 0.3',
+        "high intent in category electronics",
+    ),
+    Segment("new_shopper", 'lifecycle == "new" and orders == 0', "first seen recently, no order yet"),
+    Segment("frequent_buyer", "orders >= 3", "three or more orders"),
+    Segment(
+        "at_risk_frequent_buyer",
+        'lifecycle in ("at_risk", "lapsed") and orders >= 3',
+        "frequent buyer gone quiet",
+    ),
+    Segment("premium_shopper", 'price_band == "premium"', "typically looks at premium-priced items"),
 )
 
 
@@ -50,6 +95,12 @@ class RulesConfig:
     cap_overall: int = 3
     trigger_ttl_ms: int = DAY
     allowed_lateness_ms: int = 0
+    # profiles and audience segments
+    price_band_edges: tuple[float, ...] = (20.0, 60.0, 150.0)  # budget < 20 <= mid < 60 <= upper < 150
+    lifecycle_new_ms: int = 14 * DAY
+    lifecycle_at_risk_ms: int = 30 * DAY
+    lifecycle_lapsed_ms: int = 90 * DAY
+    segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RulesConfig:
@@ -65,6 +116,19 @@ class RulesConfig:
             bad = sorted(set(values["enabled_triggers"]) - set(TRIGGER_KINDS))
             if bad:
                 raise ValueError(f"unknown trigger kind(s): {', '.join(bad)}")
+        if "price_band_edges" in values:
+            values["price_band_edges"] = tuple(float(v) for v in values["price_band_edges"])
+            if len(values["price_band_edges"]) != 3 or list(values["price_band_edges"]) != sorted(
+                values["price_band_edges"]
+            ):
+                raise ValueError("price_band_edges must be three ascending prices (budget, mid, upper)")
+        if "segments" in values:
+            values["segments"] = tuple(Segment.from_mapping(dict(s)) for s in values["segments"])
+            ids = [s.id for s in values["segments"]]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"segment ids must be unique: {', '.join(sorted(ids))}")
+            if len(ids) > MAX_SEGMENTS:
+                raise ValueError(f"at most {MAX_SEGMENTS} segments (state stays bounded), got {len(ids)}")
         return cls(**values)
 
     @classmethod
@@ -76,4 +140,6 @@ class RulesConfig:
         return cls.from_mapping(raw.get("rules", raw))
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["segments"] = [asdict(s) for s in self.segments]
+        return out

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core import triggers
+from streams.core import segments, triggers
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.events import SCHEMA_VERSION, Click, Position, UserEvent
 from streams.core.ids import stable_id
 from streams.core.recommend import Prediction, Recommender, RecRequest
 from streams.core.rules import exclusions, finalize
+from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
 from streams.core.state import StateLimits, UserState, apply_event, is_duplicate
 from streams.core.timers import TimerIndex
 from streams.core.trending import Trending
@@ -107,6 +108,7 @@ class Processor:
         self.config = config or RulesConfig()
         self.limits = limits or StateLimits()
         self.catalog: Catalog = catalog if catalog is not None else {}
+        self.segments = SegmentRules(self.config, self.catalog)
 
     def new_partition_state(self) -> PartitionState:
         return PartitionState(Trending(self.config.trending_half_life_ms))
@@ -119,7 +121,7 @@ class Processor:
         """The state transition alone (no model, rules or timers)."""
         if state is not None and is_duplicate(state, event, position):
             return Transition(state, applied=False)
-        return Transition(apply_event(state, event, position, self.limits), applied=True)
+        return Transition(apply_event(state, event, position, self.limits, self.catalog), applied=True)
 
     # -- the full pipeline ----------------------------------------------------------------------------
 
@@ -153,10 +155,11 @@ class Processor:
             state = latest(event.user_id)
             if state is not None and is_duplicate(state, event, incoming.position):
                 continue
-            new = apply_event(state, event, incoming.position, self.limits)
+            new = apply_event(state, event, incoming.position, self.limits, self.catalog)
             new.replayed = incoming.replay
             self._watch(new, event)
             triggers.schedule(new, event, self.config)
+            self._schedule_segments(new, after=new.last_ts or event.ts)
             for kind, due in new.timers.items():
                 if state is None or state.timers.get(kind) != due:
                     timers.add(incoming.partition, due, new.user_id, kind)
@@ -170,7 +173,9 @@ class Processor:
         step = next(pending, None)
         for index, incoming in enumerate(batch):
             if step is not None and step.index == index:
-                results[index].outputs += self._immediate(step, predictions, ledger)
+                outputs, intent = self._immediate(step, predictions, ledger)
+                results[index].outputs += outputs
+                results[index].outputs += self._segments_after(step, intent, ledger)
                 step = next(pending, None)
             now = watermarks[index] - self.config.allowed_lateness_ms
             results[index].outputs += self._fire_due(
@@ -250,11 +255,31 @@ class Processor:
         requests.append(RecRequest(history, excluded, self.config.top_n + EXTRA_CANDIDATES))
         return _Applied(index, incoming, state, len(requests) - 1, None)
 
+    def _schedule_segments(self, state: UserState, after: int) -> None:
+        due = self.segments.next_check(state, after)
+        if due is None:
+            state.timers.pop(segments.TIMER, None)
+        else:
+            state.timers[segments.TIMER] = due
+
+    def _segments_after(
+        self, step: _Applied, intent: float | None, ledger: dict[str, UserState | None]
+    ) -> list[Output]:
+        """Segment changes an event causes, judged on the state as of that event."""
+        owner = ledger[step.incoming.event.user_id]
+        if owner is None:
+            return []
+        event, facts = step.incoming.event, step.facts
+        now = max(event.ts, facts.last_ts or event.ts)
+        values = self.segments.update(facts, owner, intent, now, event.event_id, event.event_id)
+        return [Output(AUDIENCE_SEGMENTS, event.user_id, v) for v in values]
+
     def _immediate(
         self, step: _Applied, predictions: list[Prediction], ledger: dict[str, UserState | None]
-    ) -> list[Output]:
+    ) -> tuple[list[Output], float | None]:
+        """The recommendation and the high-intent trigger an event causes, and the model's intent."""
         if self.recommender is None:
-            return []
+            return [], None
         event, facts = step.incoming.event, step.facts
         if step.request is not None:
             prediction = predictions[step.request]
@@ -284,7 +309,7 @@ class Processor:
             value = triggers.admit(facts, owner, candidate, self.config)
             if value is not None:
                 outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
-        return outputs
+        return outputs, intent
 
     def _fire_due(
         self,
@@ -305,6 +330,9 @@ class Processor:
                 if owner.timers.get(kind) == due:
                     later.append((due, user, kind))  # set by a later event of this batch: not yet
                 continue  # otherwise stale: moved or cleared since it was indexed
+            if kind == segments.TIMER:
+                outputs += self._segments_due(partition, user, due, facts, owner, timers)
+                continue
             candidate = triggers.due_candidate(facts, kind, due, self.config)
             if owner.timers.get(kind) == due:
                 del owner.timers[kind]  # after judging: `facts` may be this very object
@@ -313,6 +341,17 @@ class Processor:
         for due, user, kind in later:
             timers.add(partition, due, user, kind)
         return outputs
+
+    def _segments_due(
+        self, partition: int, user: str, due: int, facts: UserState, owner: UserState, timers: TimerIndex
+    ) -> list[Output]:
+        """A lifecycle boundary passed: re-evaluate the segments at `due`, then wait for the next one."""
+        if owner.timers.get(segments.TIMER) == due:
+            self._schedule_segments(owner, after=due)
+            if (following := owner.timers.get(segments.TIMER)) is not None:
+                timers.add(partition, following, user, segments.TIMER)
+        values = self.segments.update(facts, owner, None, due, f"{segments.TIMER}@{due}")
+        return [Output(AUDIENCE_SEGMENTS, user, v) for v in values]
 
 
 def _as_of(

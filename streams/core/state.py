@@ -17,7 +17,10 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core import profile as profiles
+from streams.core.catalog import Catalog
 from streams.core.events import SOURCE_RANK, Click, Order, Position, UserEvent
+from streams.core.profile import Profile
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
@@ -28,6 +31,7 @@ class StateLimits:
     purchases: int = 50
     cart_lines: int = 100
     chunks_per_line: int = 8
+    interest_categories: int = 8
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -100,6 +104,10 @@ class UserState:
     fired: list[list[Any]] = field(default_factory=list)  # [ts, kind, trigger_id], oldest first
     watch: dict[str, list[Any]] = field(default_factory=dict)  # item -> [price seen, in stock seen, ts]
     replayed: bool = False  # the last applied event came from a replay: its triggers must say so
+    profile: Profile = field(default_factory=Profile)
+    # audience segments: written after the model (like `fired`), not by the event itself
+    intent: float | None = None  # purchase intent of the latest recommendation
+    segments: list[str] = field(default_factory=list)  # ids of the segments the shopper is in, sorted
 
     def copy(self) -> UserState:
         return UserState(
@@ -121,7 +129,20 @@ class UserState:
             fired=[list(f) for f in self.fired],
             watch={k: list(v) for k, v in self.watch.items()},
             replayed=self.replayed,
+            profile=self.profile.copy(),
+            intent=self.intent,
+            segments=list(self.segments),
         )
+
+    def cart_value(self, catalog: Catalog | None = None) -> float:
+        """Price x quantity over the cart: the price the click carried, else the catalog's."""
+        total = 0.0
+        for item, line in self.cart.items():
+            price = line.price
+            if price is None and catalog is not None and (known := catalog.get(item)) is not None:
+                price = known.price
+            total += (price or 0.0) * line.quantity
+        return round(total, 2)
 
     def cart_quantities(self) -> dict[str, int]:
         return {item: line.quantity for item, line in sorted(self.cart.items())}
@@ -141,12 +162,15 @@ class UserState:
             "q": self.seq,
             "o": self.offsets,
             "e": [self.consent, self.timers, self.fired, self.watch, self.replayed],
+            "f": self.profile.to_wire(),
+            "g": [self.intent, self.segments],
         }
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> UserState:
         session = raw["s"]
         consent, timers, fired, watch, replayed = raw.get("e") or (None, {}, [], {}, False)
+        intent, segments = raw.get("g") or (None, [])  # states written before profiles have neither
         return cls(
             user_id=raw["u"],
             recent=[RecentEvent.from_wire(e) for e in raw["r"]],
@@ -163,6 +187,9 @@ class UserState:
             fired=fired,
             watch=watch,
             replayed=replayed,
+            profile=Profile.from_wire(raw.get("f")),
+            intent=intent,
+            segments=segments,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +226,16 @@ class UserState:
             "watch": {
                 item: {"price": p, "in_stock": s, "ts": ts} for item, (p, s, ts) in sorted(self.watch.items())
             },
+            "profile": {
+                "interest_ts": self.profile.interest_ts,
+                "interest": dict(sorted(self.profile.interest.items())),
+                "price_cents": self.profile.price_cents,
+                "orders": self.profile.orders,
+                "spend_cents": self.profile.spend_cents,
+                "last_order_ts": self.profile.last_order_ts,
+            },
+            "intent": self.intent,
+            "segments": list(self.segments),
         }
 
 
@@ -230,8 +267,10 @@ def apply_event(
     event: UserEvent,
     position: Position | None = None,
     limits: StateLimits = StateLimits(),
+    catalog: Catalog | None = None,
 ) -> UserState:
-    """The new state after `event`. Pure: `state` is not modified. Call `is_duplicate` first."""
+    """The new state after `event`. Pure: `state` is not modified. Call `is_duplicate` first.
+    `catalog` fills in a click's category and price when the event carries none (profile)."""
     new = UserState(user_id=event.user_id) if state is None else state.copy()
     seq = new.seq.get(event.source, 0) + 1
     new.seq[event.source] = seq
@@ -242,6 +281,10 @@ def apply_event(
     if isinstance(event, Click):
         kind = event.type
         _apply_click(new, event, limits)
+        known = catalog.get(event.item_id) if catalog is not None and event.item_id is not None else None
+        category = event.category or (known.category if known is not None else None)
+        price = event.price if event.price is not None else (known.price if known is not None else None)
+        profiles.on_click(new.profile, event, category, price, limits.interest_categories)
         _remember(
             new,
             RecentEvent(
@@ -252,6 +295,7 @@ def apply_event(
     else:
         kind = f"order_{event.status}"
         _apply_order(new, event, limits)
+        profiles.on_order(new.profile, event)
         first_item = event.items[0].item_id if event.items else None
         _remember(
             new,

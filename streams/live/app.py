@@ -35,6 +35,7 @@ from streams.core.processor import (
     Processor,
 )
 from streams.core.recommend import Recommender
+from streams.core.segments import AUDIENCE_SEGMENTS
 from streams.core.state import StateLimits, UserState
 from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
@@ -104,7 +105,8 @@ class Worker:
             *(settings.topic(t) for t in INPUT_TOPICS), partitions=settings.partitions, **RAW
         )
         self.out = {
-            name: app.topic(settings.topic(name), **RAW) for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS)
+            name: app.topic(settings.topic(name), **RAW)
+            for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS, AUDIENCE_SEGMENTS)
         }
         self.dead_letters = app.topic(settings.topic("dead-letters"), **RAW)
         # bytes types make Faust store keys and values untouched ("raw"); we encode msgpack ourselves.
@@ -139,6 +141,7 @@ class Worker:
             "dead_letters": 0,
             "recommendations": 0,
             "triggers": 0,
+            "segment_events": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
@@ -164,6 +167,11 @@ class Worker:
     def load_state(self, user_id: str) -> UserState | None:
         raw = self.states.get(user_id.encode())
         return None if raw is None else decode_state(raw)
+
+    def event_time(self, user_id: str) -> int:
+        """The user's partition's event time (its watermark): "now" for the profile and context."""
+        part = self.partitions.get(self.partition_for(user_id))
+        return part.watermark if part is not None else -1
 
     def _partition_state(self, partition: int) -> PartitionState:
         part = self.partitions.get(partition)
@@ -376,6 +384,9 @@ class Worker:
                     value = {**value, "latency_ms": round((time.perf_counter() - latency_from) * 1000, 3)}
                 self.metrics.recommendations.inc()
                 self.counts["recommendations"] += 1
+            elif output.topic == AUDIENCE_SEGMENTS:
+                self.metrics.segment_events.labels(value["segment"], value["action"]).inc()
+                self.counts["segment_events"] += 1
             else:
                 self.metrics.triggers.labels(value["kind"]).inc()
                 self.counts["triggers"] += 1

@@ -17,6 +17,12 @@ class WorkerMetrics:
         )
         self.recommendations = Counter("streams_recommendations", "Recommendations sent", registry=r)
         self.triggers = Counter("streams_triggers", "Promotion triggers sent", ["kind"], registry=r)
+        self.segment_events = Counter(
+            "streams_segment_events",
+            "Audience segment enter/exit events sent",
+            ["segment", "action"],
+            registry=r,
+        )
         self.model_latency = Histogram(
             "streams_batch_process_seconds",
             "Core + model time per micro-batch",

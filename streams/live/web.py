@@ -1,5 +1,5 @@
-"""HTTP API of a worker (Faust web views): latest recommendations, a live SSE feed, state, health,
-Prometheus metrics, an OpenAPI document and the demo page.
+"""HTTP API of a worker (Faust web views): latest recommendations, a live SSE feed, state, profile,
+assistant context, health, Prometheus metrics, an OpenAPI document and the demo page.
 
 Per-user endpoints are served by the worker that owns the user: plain requests are proxied there
 (Faust's table routing), the SSE feed redirects the browser there.
@@ -11,17 +11,29 @@ import asyncio
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 from aiohttp import web as aioweb
 
+from streams.core.context import assistant_context
+from streams.core.profile import profile_document
+
 if TYPE_CHECKING:
+    from streams.core.state import UserState
     from streams.live.app import Worker
 
 STATIC = Path(__file__).resolve().parent / "static"
 SSE_KEEPALIVE_SECONDS = 15.0
+# A per-user document from the state and the latest recommendation (None before the first one).
+Render = Callable[["UserState", dict[str, Any] | None], dict[str, Any]]
+SSE_EVENTS = {
+    "recommendations": "recommendation",
+    "promotion-triggers": "trigger",
+    "audience-segments": "segment",
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -36,6 +48,10 @@ def openapi_document() -> dict[str, Any]:
             }
         }
 
+    protected = {
+        "401": {"description": "missing or wrong token"},
+        "404": {"description": "unknown user"},
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": "streams worker API", "version": "1"},
@@ -46,14 +62,28 @@ def openapi_document() -> dict[str, Any]:
                 **{"404": {"description": "no recommendation yet"}},
             ),
             "/users/{user_id}/recommendations/stream": op(
-                "Server-Sent Events: every recommendation and promotion trigger for the user as it is sent",
+                "Server-Sent Events: every recommendation, promotion trigger and segment change for the user "
+                "as it is sent",
                 "text/event-stream",
                 [user],
             ),
             "/users/{user_id}/state": op(
                 "The user's state (requires `Authorization: Bearer <STREAMS_API_TOKEN>`)",
                 params=[user],
-                **{"401": {"description": "missing or wrong token"}},
+                **protected,
+            ),
+            "/users/{user_id}/profile": op(
+                "The shopper's profile: decayed interest per category, price band, recency / frequency / "
+                "monetary value, lifecycle stage, segments (README, Profiles; requires the token)",
+                params=[user],
+                **protected,
+            ),
+            "/users/{user_id}/context": op(
+                "Compact summary for a shopping assistant's prompt: recent views with titles, cart, "
+                "purchase intent, recommendations, segments; at most 4 KiB (README, Assistant context; "
+                "requires the token)",
+                params=[user],
+                **protected,
             ),
             "/healthz": op("Liveness and counters of this worker"),
             "/metrics": op("Prometheus metrics", "text/plain"),
@@ -112,18 +142,40 @@ def register_views(worker: Worker) -> None:
             return web.json({"error": "no recommendation yet", "user_id": user_id}, status=404)
         return web.json(msgpack.unpackb(raw, raw=False))
 
-    @app.page("/users/{user_id}/state")
-    @app.table_route(table=worker.states, match_info="user_id")
-    async def user_state(web: Any, request: Any, user_id: str) -> Any:
+    def respond(web: Any, request: Any, user_id: str, render: Render) -> Any:
+        """`render(state, latest recommendation)` for a request with the right bearer token."""
         token = worker.settings.api_token
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             return web.json({"error": "a valid bearer token is required (STREAMS_API_TOKEN)"}, status=401)
         with worker.contexts.partition(worker.partition_for(user_id)):
             state = worker.load_state(user_id)
+            raw = worker.latest.get(user_id.encode())
         if state is None:
             return web.json({"error": "unknown user", "user_id": user_id}, status=404)
-        return web.json(state.to_dict())
+        return web.json(render(state, None if raw is None else msgpack.unpackb(raw, raw=False)))
+
+    @app.page("/users/{user_id}/state")
+    @app.table_route(table=worker.states, match_info="user_id")
+    async def user_state(web: Any, request: Any, user_id: str) -> Any:
+        return respond(web, request, user_id, lambda state, _: state.to_dict())
+
+    @app.page("/users/{user_id}/profile")
+    @app.table_route(table=worker.states, match_info="user_id")
+    async def user_profile(web: Any, request: Any, user_id: str) -> Any:
+        now = worker.event_time(user_id)
+        return respond(web, request, user_id, lambda state, _: profile_document(state, worker.rules, now))
+
+    @app.page("/users/{user_id}/context")
+    @app.table_route(table=worker.states, match_info="user_id")
+    async def user_context(web: Any, request: Any, user_id: str) -> Any:
+        now = worker.event_time(user_id)
+        return respond(
+            web,
+            request,
+            user_id,
+            lambda state, rec: assistant_context(state, rec, worker.catalog.items, worker.rules, now),
+        )
 
     @app.page("/users/{user_id}/recommendations/stream")
     async def stream(web: Any, request: Any, user_id: str) -> Any:
@@ -135,7 +187,7 @@ def register_views(worker: Worker) -> None:
             raise aioweb.HTTPTemporaryRedirect(f"{str(owner).rstrip('/')}{request.path_qs}")
         return await _serve_events(worker, request, user_id)
 
-    _ = (healthz, metrics, openapi, demo, recommendations, user_state, stream)
+    _ = (healthz, metrics, openapi, demo, recommendations, user_state, user_profile, user_context, stream)
 
 
 async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.StreamResponse:
@@ -160,7 +212,7 @@ async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.St
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            kind = "recommendation" if message["topic"] == "recommendations" else "trigger"
+            kind = SSE_EVENTS.get(message["topic"], "trigger")
             await _write(response, kind, message["value"])
     except (ConnectionResetError, asyncio.CancelledError):
         pass

@@ -21,12 +21,14 @@ from typing import Any
 from streams.core.config import RulesConfig
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
 from streams.core.recommend import Recommender, TrendingOnly
+from streams.core.segments import AUDIENCE_SEGMENTS
 from streams.logs import LogRecord
 from streams.offline.engine import OfflineEngine, OfflineResult
 
 OUTPUT_FILES = {
     RECOMMENDATIONS: "recommendations.jsonl",
     PROMOTION_TRIGGERS: "promotion-triggers.jsonl",
+    AUDIENCE_SEGMENTS: "audience-segments.jsonl",
     "dead-letters": "dead-letters.jsonl",
 }
 SUMMARY_FILE = "summary.json"
@@ -72,6 +74,10 @@ class OfflineRun:
     def triggers(self) -> list[dict[str, Any]]:
         return [o.value for o in self.result.outputs if o.topic == PROMOTION_TRIGGERS]
 
+    @property
+    def segment_events(self) -> list[dict[str, Any]]:
+        return [o.value for o in self.result.outputs if o.topic == AUDIENCE_SEGMENTS]
+
     def summary(self, zero_wallclock: bool = False) -> dict[str, Any]:
         result = self.result
         seconds = 0.0 if zero_wallclock else round(self.seconds, 3)
@@ -87,6 +93,9 @@ class OfflineRun:
             "users": len(result.states),
             "recommendations": len(self.recommendations),
             "triggers": dict(sorted(Counter(t["kind"] for t in self.triggers).items())),
+            "segment_events": dict(
+                sorted(Counter(f"{s['segment']}:{s['action']}" for s in self.segment_events).items())
+            ),
             "seconds": seconds,
             "events_per_s": rate,
         }
@@ -111,11 +120,12 @@ def _line(value: dict[str, Any]) -> str:
 
 
 def write_run(run: OfflineRun, out: Path, zero_wallclock: bool = False) -> dict[str, Path]:
-    """The three output files and the summary; returns their paths by name."""
+    """The output files and the summary; returns their paths by name."""
     out.mkdir(parents=True, exist_ok=True)
     rows = {
         RECOMMENDATIONS: run.recommendations,
         PROMOTION_TRIGGERS: run.triggers,
+        AUDIENCE_SEGMENTS: run.segment_events,
         "dead-letters": run.result.dead_letters,
     }
     paths: dict[str, Path] = {}

@@ -62,7 +62,7 @@ def offline(records: list[LogRecord], settings: Settings, rules: Any = None) -> 
     return OfflineEngine(processor, settings.partitions).run(records)
 
 
-ENGAGEMENT = ("timers", "triggers")
+ENGAGEMENT = ("timers", "triggers", "intent", "segments")  # when they fired, not what the events did
 
 
 def comparable(states: dict[str, UserState], facts_only: bool = False) -> dict[str, dict[str, Any]]:

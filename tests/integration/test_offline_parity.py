@@ -1,5 +1,6 @@
 """Online = offline: a log replayed through the broker and a worker gives exactly what
-`streams replay --offline` writes: the same recommendation and trigger ids, the same content."""
+`streams replay --offline` writes: the same recommendation, trigger and segment-event ids, the same
+content."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def offline_files(log: Path, out: Path, partitions: int) -> dict[str, list[dict[
     assert result.exit_code == 0, result.output
     return {
         name: [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("recommendations", "promotion-triggers", "dead-letters")
+        for name in ("recommendations", "promotion-triggers", "audience-segments", "dead-letters")
     }
 
 
@@ -57,6 +58,7 @@ def test_live_replay_equals_the_offline_replay(
     expected = offline_files(log, tmp_path / "offline", settings.partitions)
     want_recs = keyed(expected["recommendations"], "rec_id")
     want_triggers = keyed(expected["promotion-triggers"], "trigger_id")
+    want_segments = keyed(expected["audience-segments"], "event_id")
     assert want_recs and not expected["dead-letters"]
 
     worker.wait_healthy()
@@ -82,6 +84,14 @@ def test_live_replay_equals_the_offline_replay(
         [decode_value(m.value) for m in read_topic(settings, "promotion-triggers")], "trigger_id"
     )
     assert got_triggers == want_triggers
+    # Segment changes, like triggers, include those that lifecycle timers cause when event time moves on.
+    wait_until(
+        lambda: len(read_topic(settings, "audience-segments")) >= len(want_segments), 60, "the segment events"
+    )
+    got_segments = keyed(
+        [decode_value(m.value) for m in read_topic(settings, "audience-segments")], "event_id"
+    )
+    assert got_segments == want_segments
     health = worker.health() or {}
     assert health.get("reordered_by_timeout") == 0, health
     assert health.get("status") == "ok" and health.get("lag") == 0, health  # all input processed

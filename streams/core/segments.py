@@ -1,0 +1,204 @@
+"""Audience segments: rules from config over profile, state and model output, evaluated by the core.
+
+A segment is an expression (`when`) over the names in `FACTS`, e.g.
+`purchase_intent >= 0.5 and cart_items > 0` or `lifecycle == "at_risk" and orders >= 3`. The
+expressions are evaluated by simpleeval (a safe evaluator: no attribute access to internals, no
+imports, no calls beyond the few allowed), parsed once when the rules are loaded, and checked
+for unknown names then, so a typo is an error at start-up and not a silent empty audience.
+
+After every applied event, and when a lifecycle boundary passes (a timer in the user state), the
+shopper's segments are recomputed; a change leaves as `enter` / `exit` events on the
+`audience-segments` topic, with ids derived from the cause so a re-emission has the same id.
+Membership is kept in the user state. Consent applies as for promotion triggers: an opted-out
+shopper is in no segment (opting out exits every segment).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+from simpleeval import EvalWithCompoundTypes, InvalidExpression
+
+from streams.core import profile as profiles
+from streams.core.catalog import Catalog
+from streams.core.config import DAY, RulesConfig, Segment
+from streams.core.events import SCHEMA_VERSION
+from streams.core.ids import stable_id
+from streams.core.state import UserState
+
+AUDIENCE_SEGMENTS = "audience-segments"
+TIMER = "segments"  # timer kind in UserState.timers: re-evaluate when the lifecycle may change
+
+# The names a `when` expression can use (README, "Audience segments").
+FACTS = {
+    "purchase_intent": "model purchase intent of the latest event (0 without a model)",
+    "cart_value": "sum of price x quantity over the cart",
+    "cart_items": "quantity in the cart",
+    "orders": "orders placed minus cancelled",
+    "spend": "money spent: placed minus cancelled or returned",
+    "days_since_order": "days since the latest order (null if none)",
+    "days_since_seen": "days since the latest event",
+    "lifecycle": "new, active, at_risk or lapsed",
+    "price_band": "budget, mid, upper or premium (null if no price seen)",
+    "top_category": "category of strongest interest (null if none)",
+    "interest": "category -> share of interest, e.g. interest.get('books', 0) > 0.5",
+    "events": "events applied so far",
+    "session_events": "events in the current session",
+}
+# Facts that change with time alone: segments using them need a timer to notice.
+TIME_FACTS = frozenset({"days_since_order", "days_since_seen", "lifecycle"})
+_ALLOWED_CALLS = {"min": min, "max": max, "abs": abs, "round": round}
+
+
+def facts(
+    state: UserState, intent: float | None, now: int, config: RulesConfig, catalog: Catalog | None = None
+) -> dict[str, Any]:
+    """The names segment rules see, for `state` at event time `now`."""
+    shares = profiles.interest_shares(state.profile)
+    p = state.profile
+    return {
+        "purchase_intent": intent or 0.0,
+        "cart_value": state.cart_value(catalog),
+        "cart_items": sum(line.quantity for line in state.cart.values()),
+        "orders": max(0, p.orders),
+        "spend": max(0, p.spend_cents) / 100,
+        "days_since_order": profiles.days_between(p.last_order_ts, now),
+        "days_since_seen": profiles.days_between(state.last_ts, now) or 0.0,
+        "lifecycle": profiles.lifecycle(state.first_ts, state.last_ts, now, config),
+        "price_band": profiles.price_band(p, config),
+        "top_category": next(iter(shares), None),
+        "interest": shares,
+        "events": sum(state.counters.values()),
+        "session_events": state.session.events if state.session is not None else 0,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    segment: Segment
+    tree: ast.AST
+
+
+class SegmentRules:
+    """The configured segments, parsed once."""
+
+    def __init__(self, config: RulesConfig, catalog: Catalog | None = None) -> None:
+        self.config = config
+        self.catalog = catalog
+        self._evaluator = EvalWithCompoundTypes(functions=_ALLOWED_CALLS)
+        self.compiled: list[_Compiled] = []
+        used: set[str] = set()
+        for segment in config.segments:
+            try:
+                tree = self._evaluator.parse(segment.when)
+            except SyntaxError as exc:
+                raise ValueError(f"segment {segment.id}: cannot parse {segment.when!r}: {exc.msg}") from None
+            names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+            unknown = sorted(names - set(FACTS) - set(_ALLOWED_CALLS) - {"True", "False", "None"})
+            if unknown:
+                raise ValueError(
+                    f"segment {segment.id}: unknown name(s) {', '.join(unknown)}; known: {', '.join(FACTS)}"
+                )
+            used |= names
+            self.compiled.append(_Compiled(segment, tree))
+        self.time_dependent = bool(used & TIME_FACTS)
+        self._check(UserState("segment-check"))
+
+    def _check(self, sample: UserState) -> None:
+        """Evaluate every rule once, so an expression the evaluator refuses fails at load time."""
+        self._evaluator.names = facts(sample, None, 0, self.config)
+        for c in self.compiled:
+            try:
+                self._evaluator.eval(c.segment.when, previously_parsed=c.tree)
+            except TypeError:
+                pass  # a comparison with null: allowed, it is false (see `matching`)
+            except InvalidExpression as exc:
+                raise ValueError(f"segment {c.segment.id}: {exc}") from None
+
+    def matching(self, state: UserState, intent: float | None, now: int) -> list[str]:
+        """Ids of the segments the shopper belongs to at `now`, sorted (consent not applied)."""
+        self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
+        out = []
+        for c in self.compiled:
+            try:
+                matched = bool(self._evaluator.eval(c.segment.when, previously_parsed=c.tree))
+            except TypeError:
+                matched = False  # a comparison with null (no order yet, no price seen) does not hold
+            if matched:
+                out.append(c.segment.id)
+        return sorted(out)
+
+    def next_check(self, state: UserState, after: int) -> int | None:
+        """When time alone may change a segment: the next lifecycle boundary after `after`, rounded
+        up to a whole day (so a shopper's timer moves at most once a day, not on every event)."""
+        if not self.time_dependent:
+            return None
+        for boundary in profiles.lifecycle_boundaries(state.first_ts, state.last_ts, self.config):
+            if boundary > after:
+                return -(-boundary // DAY) * DAY
+        return None
+
+    def update(
+        self,
+        facts_state: UserState,
+        ledger: UserState,
+        intent: float | None,
+        now: int,
+        anchor: str,
+        cause_event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recompute membership (judged on `facts_state`, as of `now`), record it in `ledger` (mutates
+        it) and return one enter / exit event per change."""
+        if intent is not None:
+            ledger.intent = intent
+        consent = facts_state.consent
+        opted_out = consent is False or (self.config.require_opt_in and consent is not True)
+        target = [] if opted_out else self.matching(facts_state, ledger.intent, now)
+        current = ledger.segments
+        if target == current:
+            return []
+        known = {c.segment.id: c.segment for c in self.compiled}
+        changes: list[tuple[str, str, str]] = []
+        for segment_id in sorted(set(current) - set(target)):
+            if opted_out:
+                reason = "marketing consent withdrawn"
+            elif segment_id not in known:
+                reason = "segment no longer configured"
+            else:
+                reason = f"no longer: {known[segment_id].when}"
+            changes.append((segment_id, "exit", reason))
+        changes += [(s, "enter", known[s].when) for s in sorted(set(target) - set(current))]
+        ledger.segments = target
+        return [
+            _event(
+                ledger.user_id, segment_id, action, now, anchor, reason, facts_state.replayed, cause_event_id
+            )
+            for segment_id, action, reason in changes
+        ]
+
+
+def _event(
+    user_id: str,
+    segment_id: str,
+    action: str,
+    ts: int,
+    anchor: str,
+    reason: str,
+    replay: bool,
+    cause_event_id: str | None,
+) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": stable_id("s", user_id, segment_id, action, anchor),
+        "user_id": user_id,
+        "segment": segment_id,
+        "action": action,
+        "ts": ts,
+        "reason": reason,
+        "replay": replay,
+    }
+    if cause_event_id is not None:
+        value["cause_event_id"] = cause_event_id
+    return value
