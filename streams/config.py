@@ -9,7 +9,15 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 # Logical topic names are part of the v1 contract; the physical names may carry a prefix so that
 # several apps (or several tests) share one cluster without seeing each other's traffic.
-LOGICAL_TOPICS = ("clicks", "orders", "catalog", "recommendations", "promotion-triggers", "dead-letters")
+LOGICAL_TOPICS = (
+    "clicks",
+    "orders",
+    "catalog",
+    "recommendations",
+    "promotion-triggers",
+    "dead-letters",
+    "demand",
+)
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})
 

@@ -15,7 +15,15 @@ from streams.core.events import SCHEMA_VERSION
 from streams.errors import SchemaViolation
 
 __all__ = ["EVENT_KINDS", "SCHEMA_VERSION", "load_schema", "validate"]
-EVENT_KINDS = ("click", "order", "catalog_item", "recommendation", "promotion_trigger", "dead_letter")
+EVENT_KINDS = (
+    "click",
+    "order",
+    "catalog_item",
+    "recommendation",
+    "promotion_trigger",
+    "dead_letter",
+    "demand",
+)
 
 # fastjsonschema names the violated keyword; these codes are what dead-letter consumers filter on.
 _RULE_CODES = {

@@ -101,7 +101,8 @@ def _replay_offline(
     summary = run.summary()
     typer.echo(
         f"{summary['events']:,} events ({summary['dead_letters']:,} dead letters) -> "
-        f"{summary['recommendations']:,} recommendations, {sum(summary['triggers'].values()):,} triggers "
+        f"{summary['recommendations']:,} recommendations, {sum(summary['triggers'].values()):,} triggers, "
+        f"{summary['demand']:,} demand window counts "
         f"in {run.seconds:.1f}s ({summary['events_per_s']:,.0f} events/s), {chosen.describe()}"
     )
     for name, path in paths.items():

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streams.core.demand import WindowSpec
+
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
@@ -50,6 +52,13 @@ class RulesConfig:
     cap_overall: int = 3
     trigger_ttl_ms: int = DAY
     allowed_lateness_ms: int = 0
+    # demand signals: [size ms, hop ms, scopes beyond the total] per window kind (hop == size:
+    # tumbling); [] turns them off
+    demand_windows: tuple[tuple[int, int, tuple[str, ...]], ...] = (
+        (HOUR, HOUR, ("item", "category")),
+        (HOUR, 15 * MINUTE, ("category",)),
+    )
+    demand_lateness_ms: int = 5 * MINUTE  # a window is emitted when the watermark passes end + this
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RulesConfig:
@@ -65,7 +74,13 @@ class RulesConfig:
             bad = sorted(set(values["enabled_triggers"]) - set(TRIGGER_KINDS))
             if bad:
                 raise ValueError(f"unknown trigger kind(s): {', '.join(bad)}")
-        return cls(**values)
+        if "demand_windows" in values:
+            values["demand_windows"] = tuple(
+                (int(size), int(hop), tuple(scopes)) for size, hop, scopes in values["demand_windows"]
+            )
+        config = cls(**values)
+        config.window_specs()  # fails early on a bad window
+        return config
 
     @classmethod
     def load(cls, path: str | Path | None) -> RulesConfig:
@@ -74,6 +89,9 @@ class RulesConfig:
         text = Path(path).read_text(encoding="utf-8")
         raw = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
         return cls.from_mapping(raw.get("rules", raw))
+
+    def window_specs(self) -> tuple[WindowSpec, ...]:
+        return tuple(WindowSpec(size, hop, scopes) for size, hop, scopes in self.demand_windows)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

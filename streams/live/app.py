@@ -25,6 +25,7 @@ from streams.codec import REPLAY_HEADER, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
 from streams.core.catalog import CatalogItem
 from streams.core.config import RulesConfig
+from streams.core.demand import DEMAND
 from streams.core.events import Position
 from streams.core.processor import (
     PROMOTION_TRIGGERS,
@@ -104,7 +105,8 @@ class Worker:
             *(settings.topic(t) for t in INPUT_TOPICS), partitions=settings.partitions, **RAW
         )
         self.out = {
-            name: app.topic(settings.topic(name), **RAW) for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS)
+            name: app.topic(settings.topic(name), **RAW)
+            for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS, DEMAND)
         }
         self.dead_letters = app.topic(settings.topic("dead-letters"), **RAW)
         # bytes types make Faust store keys and values untouched ("raw"); we encode msgpack ourselves.
@@ -139,6 +141,7 @@ class Worker:
             "dead_letters": 0,
             "recommendations": 0,
             "triggers": 0,
+            "demand": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
@@ -280,6 +283,10 @@ class Worker:
             lag += max(0, state.highwater - part.offsets.get(f"{logical}/{tp.partition}", -1) - 1)
         return lag
 
+    def demand_late_events(self) -> int:
+        """Events too late for every demand window that held them (see streams/core/demand.py)."""
+        return sum(p.demand.late for p in self.partitions.values() if p.demand is not None)
+
     def processed(self) -> int:
         return self.counts["applied"] + self.counts["redelivered"] + self.counts["dead_letters"]
 
@@ -376,6 +383,9 @@ class Worker:
                     value = {**value, "latency_ms": round((time.perf_counter() - latency_from) * 1000, 3)}
                 self.metrics.recommendations.inc()
                 self.counts["recommendations"] += 1
+            elif output.topic == DEMAND:
+                self.metrics.demand.labels(value["scope"]).inc()
+                self.counts["demand"] += 1
             else:
                 self.metrics.triggers.labels(value["kind"]).inc()
                 self.counts["triggers"] += 1
@@ -384,7 +394,8 @@ class Worker:
             if output.topic == RECOMMENDATIONS:
                 with self.contexts.partition(self.partition_for(output.key)):
                     self.latest[output.key.encode()] = encoded
-            self._publish(output.key, {"topic": output.topic, "value": value})
+            if output.topic != DEMAND:  # the SSE feed is per shopper
+                self._publish(output.key, {"topic": output.topic, "value": value})
         await asyncio.gather(*pending)
 
     def _publish(self, user_id: str, message: dict[str, Any]) -> None:

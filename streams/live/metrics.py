@@ -17,6 +17,7 @@ class WorkerMetrics:
         )
         self.recommendations = Counter("streams_recommendations", "Recommendations sent", registry=r)
         self.triggers = Counter("streams_triggers", "Promotion triggers sent", ["kind"], registry=r)
+        self.demand = Counter("streams_demand_windows", "Demand window counts sent", ["scope"], registry=r)
         self.model_latency = Histogram(
             "streams_batch_process_seconds",
             "Core + model time per micro-batch",

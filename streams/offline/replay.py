@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.config import RulesConfig
+from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
 from streams.core.recommend import Recommender, TrendingOnly
 from streams.logs import LogRecord
@@ -28,6 +29,7 @@ OUTPUT_FILES = {
     RECOMMENDATIONS: "recommendations.jsonl",
     PROMOTION_TRIGGERS: "promotion-triggers.jsonl",
     "dead-letters": "dead-letters.jsonl",
+    DEMAND: "demand.jsonl",
 }
 SUMMARY_FILE = "summary.json"
 
@@ -72,6 +74,10 @@ class OfflineRun:
     def triggers(self) -> list[dict[str, Any]]:
         return [o.value for o in self.result.outputs if o.topic == PROMOTION_TRIGGERS]
 
+    @property
+    def demand(self) -> list[dict[str, Any]]:
+        return [o.value for o in self.result.outputs if o.topic == DEMAND]
+
     def summary(self, zero_wallclock: bool = False) -> dict[str, Any]:
         result = self.result
         seconds = 0.0 if zero_wallclock else round(self.seconds, 3)
@@ -87,6 +93,8 @@ class OfflineRun:
             "users": len(result.states),
             "recommendations": len(self.recommendations),
             "triggers": dict(sorted(Counter(t["kind"] for t in self.triggers).items())),
+            "demand": len(self.demand),
+            "demand_late_events": sum(p.demand.late for p in result.partitions.values() if p.demand),
             "seconds": seconds,
             "events_per_s": rate,
         }
@@ -117,6 +125,7 @@ def write_run(run: OfflineRun, out: Path, zero_wallclock: bool = False) -> dict[
         RECOMMENDATIONS: run.recommendations,
         PROMOTION_TRIGGERS: run.triggers,
         "dead-letters": run.result.dead_letters,
+        DEMAND: run.demand,
     }
     paths: dict[str, Path] = {}
     for name, values in rows.items():

@@ -1,5 +1,5 @@
 """Online = offline: a log replayed through the broker and a worker gives exactly what
-`streams replay --offline` writes: the same recommendation and trigger ids, the same content."""
+`streams replay --offline` writes: the same recommendation, trigger and demand ids, the same content."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def offline_files(log: Path, out: Path, partitions: int) -> dict[str, list[dict[
     assert result.exit_code == 0, result.output
     return {
         name: [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("recommendations", "promotion-triggers", "dead-letters")
+        for name in ("recommendations", "promotion-triggers", "dead-letters", "demand")
     }
 
 
@@ -57,7 +57,8 @@ def test_live_replay_equals_the_offline_replay(
     expected = offline_files(log, tmp_path / "offline", settings.partitions)
     want_recs = keyed(expected["recommendations"], "rec_id")
     want_triggers = keyed(expected["promotion-triggers"], "trigger_id")
-    assert want_recs and not expected["dead-letters"]
+    want_demand = keyed(expected["demand"], "demand_id")
+    assert want_recs and want_demand and not expected["dead-letters"]
 
     worker.wait_healthy()
     produce(records, settings)  # while the worker runs: the sequencer must still merge in event time
@@ -82,6 +83,10 @@ def test_live_replay_equals_the_offline_replay(
         [decode_value(m.value) for m in read_topic(settings, "promotion-triggers")], "trigger_id"
     )
     assert got_triggers == want_triggers
+    # Demand windows close on event time: the last one with the event that moved time past it.
+    wait_until(lambda: len(read_topic(settings, "demand")) >= len(want_demand), 60, "the demand windows")
+    got_demand = keyed([decode_value(m.value) for m in read_topic(settings, "demand")], "demand_id")
+    assert got_demand == want_demand
     health = worker.health() or {}
     assert health.get("reordered_by_timeout") == 0, health
     assert health.get("status") == "ok" and health.get("lag") == 0, health  # all input processed
