@@ -157,7 +157,9 @@ class Processor:
 
         for index, incoming in enumerate(batch):
             event = incoming.event
-            part = partitions.setdefault(incoming.partition, self.new_partition_state())
+            part = partitions.get(incoming.partition)
+            if part is None:
+                part = partitions[incoming.partition] = self.new_partition_state()
             counted = self._advance_partition(part, incoming)
             watermarks.append(part.watermark)
             state = latest(event.user_id)
