@@ -17,6 +17,7 @@ LOGICAL_TOPICS = (
     "promotion-triggers",
     "dead-letters",
     "demand",
+    "demand-forecasts",
 )
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})

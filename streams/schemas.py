@@ -23,6 +23,7 @@ EVENT_KINDS = (
     "promotion_trigger",
     "dead_letter",
     "demand",
+    "demand_forecast",
 )
 
 # fastjsonschema names the violated keyword; these codes are what dead-letter consumers filter on.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from streams.cli import app
+from streams.cli.options import Bootstrap, Prefix, settings_from
+from streams.core.demand import MEASURES
 
 if TYPE_CHECKING:
     from streams.forecast.series import HourlySeries
@@ -19,6 +22,8 @@ app.add_typer(demand_app, name="demand")
 CategoriesOption = Annotated[
     bool, typer.Option("--categories/--no-categories", help="per category too, not only the total")
 ]
+Measure = StrEnum("Measure", {name: name for name in MEASURES})  # type: ignore[misc]
+MeasureOption = Annotated[Measure, typer.Option(help="what to forecast")]
 RulesOption = Annotated[
     Path | None, typer.Option(exists=True, dir_okay=False, help="Rules config (TOML or JSON)")
 ]
@@ -36,7 +41,6 @@ def backtest(
 ) -> None:
     """Replay a log offline through the core's demand windows, then score the forecast of orders per
     hour and per day against the naive last-value forecast at rolling origins (MAPE, MASE)."""
-    from streams.cli.options import settings_from
     from streams.forecast.backtest import backtest as run_backtest
 
     series = _series_from_log(log, partitions or settings_from().partitions, rules, categories)
@@ -64,28 +68,52 @@ def forecast(
     demand: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="demand.jsonl of `streams replay --offline`")
     ],
+    measure: MeasureOption = Measure.orders,
     categories: CategoriesOption = True,
 ) -> None:
-    """Orders in the next hour and the next 24 hours per key, from the complete hours so far (JSON)."""
-    from streams.forecast.model import holt_winters
-    from streams.forecast.series import hourly_series
+    """Forecasts for the next hour and the next 24 hours per key from a demand file's complete hours,
+    one `demand-forecasts` event per line."""
+    from streams.forecast.publish import forecasts
+    from streams.forecast.series import HourlyDemand
 
+    hourly = HourlyDemand(measure.value, _scopes(categories))
     with demand.open(encoding="utf-8") as f:
-        values = [json.loads(line) for line in f]
-    series = hourly_series(values, scopes=("total", "category") if categories else ("total",))
-    rows: list[dict[str, Any]] = []
-    for key, s in series.items():
-        result = holt_winters(s.values)
-        rows.append(
-            {
-                "key": key,
-                "as_of": s.end,
-                "next_hour": round(result.next_hour, 3),
-                "next_day": round(result.next_day, 3),
-                "method": result.method,
-            }
-        )
-    typer.echo(json.dumps(rows, indent=1))
+        for line in f:
+            hourly.add(json.loads(line))
+    for value in forecasts(hourly):
+        typer.echo(json.dumps(value, sort_keys=True))
+
+
+@demand_app.command()
+def follow(
+    measure: MeasureOption = Measure.orders,
+    categories: CategoriesOption = True,
+    history_days: Annotated[float, typer.Option(min=2, help="days of hourly history kept and fitted")] = 28,
+    until_idle: Annotated[
+        float | None, typer.Option(help="stop after this many seconds without demand events")
+    ] = None,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+) -> None:
+    """Read the `demand` topic and send fresh forecasts to `demand-forecasts` each time an hour has
+    closed on every partition (STREAMS_PARTITIONS)."""
+    from streams.forecast.publish import follow as run_follow
+    from streams.forecast.series import HourlyDemand
+
+    settings = settings_from(bootstrap, topic_prefix)
+    hourly = HourlyDemand(measure.value, _scopes(categories), partitions=settings.partitions)
+
+    def report(value: dict[str, Any]) -> None:
+        hour, day, method = value["next_hour"], value["next_day"], value["method"]
+        key = f"{value['scope']}:{value['key']}"
+        typer.echo(f"{key} as of {value['as_of']}: next hour {hour:.2f}, next day {day:.1f} ({method})")
+
+    sent = run_follow(settings, hourly, history_days, until_idle, on_sent=report)
+    typer.echo(f"{sent} forecasts sent")
+
+
+def _scopes(categories: bool) -> tuple[str, ...]:
+    return ("total", "category") if categories else ("total",)
 
 
 def _series_from_log(
@@ -102,7 +130,7 @@ def _series_from_log(
     processor = Processor(None, RulesConfig.load(rules), catalog={})
     result = OfflineEngine(processor, partitions).run(read_log(log))
     demand = (o.value for o in result.outputs if o.topic == DEMAND)
-    return hourly_series(demand, scopes=("total", "category") if categories else ("total",))
+    return hourly_series(demand, scopes=_scopes(categories))
 
 
 def _pct(value: float | None) -> str:

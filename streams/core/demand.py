@@ -4,9 +4,11 @@ in event-time windows (tumbling and hopping), per partition.
 The input is partitioned by user, demand is per item; rather than repartition the stream through
 another topic, each partition counts what it sees and emits a window's counts once the partition's
 event time has passed the window's end plus the allowed lateness. A consumer adds the partitions
-up. A partition emits its windows in order of their end, and nothing for a key (or a window) with
-no events, so a window is complete once every partition has emitted a later one; a key missing
-from it counted zero. Ids are derived from (window, key, partition), so a re-emission after a
+up. A partition emits its windows in order of their end, each window's keys sorted so that its
+`total` comes last, and nothing for a key (or a window) with no events: a window is complete once
+every partition has emitted the total of that window or of a later one, and a key missing from it
+counted zero. (The live worker keeps that order on the topic: demand from input partition p goes
+to partition p of `demand`.) Ids are derived from (window, key, partition), so a re-emission after a
 crash carries the same id and the same counts.
 
 Windows are assembled from panes (the greatest common divisor of every size and hop): an event

@@ -49,6 +49,7 @@ class Output:
     topic: str  # logical topic name
     key: str
     value: dict[str, Any]
+    partition: int | None = None  # None: by key; demand goes to its input partition's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,8 @@ class Processor:
         if increments:
             windows.count(event.ts, increments)
         horizon = part.watermark - self.config.demand_lateness_ms
-        return [Output(DEMAND, demand_key(v), v) for v in windows.close(horizon, incoming.partition)]
+        closed = windows.close(horizon, incoming.partition)
+        return [Output(DEMAND, demand_key(v), v, incoming.partition) for v in closed]
 
     def _category_of(self, item_id: str, state: UserState | None) -> str | None:
         """What the shopper saw the item as (the same in every replay), else what the catalog says."""

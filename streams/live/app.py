@@ -390,7 +390,11 @@ class Worker:
                 self.metrics.triggers.labels(value["kind"]).inc()
                 self.counts["triggers"] += 1
             encoded = encode_value(value)
-            pending.append(await self.out[output.topic].send(key=output.key.encode(), value=encoded))
+            pending.append(
+                await self.out[output.topic].send(
+                    key=output.key.encode(), value=encoded, partition=output.partition
+                )
+            )
             if output.topic == RECOMMENDATIONS:
                 with self.contexts.partition(self.partition_for(output.key)):
                     self.latest[output.key.encode()] = encoded

@@ -151,3 +151,19 @@ def test_panes_are_dropped_once_no_open_window_needs_them() -> None:
         windows.count(T0 + n * 15 * MINUTE, {"t:all": [1, 0, 0, 0]})
         windows.close(T0 + n * 15 * MINUTE, partition=0)
     assert len(windows.panes) <= 5
+
+
+def test_each_window_ends_with_its_total_and_goes_to_the_input_partitions_number() -> None:
+    events = [
+        click(n, f"u{n % 4}", T0 + n * 9 * MINUTE, item=f"sku-{n % 6}", category="c") for n in range(60)
+    ]
+    out = [o for o in Driver(processor()).run(events, lambda user: int(user[1:]) % 2) if o.topic == "demand"]
+    assert out and all(o.partition == o.value["partition"] for o in out)
+    groups: dict[tuple[int, int, int], list[str]] = {}
+    for o in out:  # per (input partition, window), in the order they were emitted
+        v = o.value
+        groups.setdefault((v["partition"], v["window_end"], v["window_hop_ms"]), []).append(v["scope"])
+    assert all(scopes[-1] == "total" and scopes.count("total") == 1 for scopes in groups.values())
+    for partition in (0, 1):  # and windows come in order of their end
+        ends = [o.value["window_end"] for o in out if o.partition == partition]
+        assert ends == sorted(ends)

@@ -16,6 +16,7 @@ from streams.forecast.model import holt_winters, naive
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import write_log
 from streams.offline.replay import Variant, run_offline, write_run
+from streams.schemas import validate
 
 
 def seasonal_counts(days: int, seed: int = 1) -> np.ndarray:
@@ -72,6 +73,8 @@ def test_forecast_reads_what_an_offline_replay_wrote(tmp_path: Path) -> None:
     _register()
     result = CliRunner().invoke(app, ["demand", "forecast", str(tmp_path / "run" / "demand.jsonl")])
     assert result.exit_code == 0, result.output
-    rows = {row["key"]: row for row in json.loads(result.output)}
-    assert rows["total:all"]["method"] == "holt-winters" and len(rows) > 1  # categories too
+    rows = {(row["scope"], row["key"]): row for row in map(json.loads, result.output.splitlines())}
+    assert rows["total", "all"]["method"] == "holt-winters" and len(rows) > 1  # categories too
     assert all(row["next_day"] >= row["next_hour"] >= 0 for row in rows.values())
+    for row in rows.values():
+        validate("demand_forecast", row)
