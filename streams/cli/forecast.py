@@ -41,6 +41,7 @@ def backtest(
 ) -> None:
     """Replay a log offline through the core's demand windows, then score the forecast of orders per
     hour and per day against the naive last-value forecast at rolling origins (MAPE, MASE)."""
+    from streams.forecast.backtest import HORIZONS
     from streams.forecast.backtest import backtest as run_backtest
 
     series = _series_from_log(log, partitions or settings_from().partitions, rules, categories)
@@ -57,6 +58,9 @@ def backtest(
                 f"{result.key:<24} {horizon:<10} {f.mase:>7.3f} {n.mase:>7.3f} "
                 f"{_pct(f.mape):>8} {_pct(n.mape):>8}"
             )
+    for horizon in HORIZONS:
+        better = sum(r.scores[horizon]["forecast"].mase < r.scores[horizon]["naive"].mase for r in results)
+        typer.echo(f"{horizon}: forecast MASE below the naive one's for {better} of {len(results)} series")
     if out is not None:
         report = {"hours": hours, "step_hours": step_hours, "min_train_hours": min_train_hours}
         report["keys"] = [r.as_dict() for r in results]  # type: ignore[assignment]
