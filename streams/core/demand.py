@@ -97,13 +97,24 @@ class DemandWindows:
         for index, spec in enumerate(self.specs):
             while self.next_end[index] <= horizon:
                 end = self.next_end[index]
-                out.append((end, index, self._window(spec, end, partition)))
-                self.next_end[index] = end + spec.hop_ms
+                rows = self._window(spec, end, partition)
+                if rows:
+                    out.append((end, index, rows))
+                    self.next_end[index] = end + spec.hop_ms
+                else:
+                    self.next_end[index] = self._next_busy_end(spec, end, horizon)
         if out:
             needed = self._needed_from()
             for start in [p for p in self.panes if p < needed]:
                 del self.panes[start]
         return [row for _, _, rows in sorted(out, key=lambda o: (o[0], o[1])) for row in rows]
+
+    def _next_busy_end(self, spec: WindowSpec, end: int, horizon: int) -> int:
+        """After an empty window ending at `end`: the end of the next window with events, or the
+        first end past `horizon`. A quiet night (or an event time far ahead) is skipped in one step
+        rather than one empty window at a time."""
+        ahead = [start for start in self.panes if start >= end]
+        return max(end + spec.hop_ms, spec.first_end(min(ahead) if ahead else horizon))
 
     def _needed_from(self) -> int:
         """The earliest event time an open window still holds: panes before it are done."""

@@ -167,3 +167,15 @@ def test_each_window_ends_with_its_total_and_goes_to_the_input_partitions_number
     for partition in (0, 1):  # and windows come in order of their end
         ends = [o.value["window_end"] for o in out if o.partition == partition]
         assert ends == sorted(ends)
+
+
+def test_an_event_time_far_ahead_skips_the_empty_windows_in_one_step() -> None:
+    windows = DemandWindows((WindowSpec(HOUR, 15 * MINUTE),))
+    windows.count(T0, {"t:all": [1, 0, 0, 0]})
+    far = T0 + 200 * 365 * 24 * HOUR  # a producer's broken clock: 200 years on
+    windows.count(far, {"t:all": [0, 1, 0, 0]})
+    closed = windows.close(far + HOUR, partition=0)  # would be 7 million empty windows one by one
+    assert [(v["window_end"], v["views"], v["carts"]) for v in closed] == [
+        *((T0 + m * 15 * MINUTE, 1, 0) for m in (1, 2, 3, 4)),
+        *((far + m * 15 * MINUTE, 0, 1) for m in (1, 2, 3, 4)),
+    ]
