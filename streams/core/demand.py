@@ -21,6 +21,7 @@ were emitted counts nowhere, and `late` counts it: emitted counts are final, nev
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
@@ -78,7 +79,7 @@ class DemandWindows:
             step = gcd(gcd(step, spec.size_ms), spec.hop_ms)
         self.pane_ms = step
 
-    def count(self, ts: int, increments: dict[str, list[int]]) -> bool:
+    def count(self, ts: int, increments: Mapping[str, Sequence[int]]) -> bool:
         """Add each key's measures (a list in `MEASURES` order) at event time `ts`; False: too late."""
         if not self.next_end:
             self.next_end = [spec.first_end(ts) for spec in self.specs]
@@ -147,7 +148,7 @@ class DemandWindows:
         return cls(specs, panes, list(raw["e"]), raw["l"])
 
 
-def _add(rows: dict[str, list[int]], increments: dict[str, list[int]]) -> None:
+def _add(rows: dict[str, list[int]], increments: Mapping[str, Sequence[int]]) -> None:
     for key, measures in increments.items():
         row = rows.get(key)
         if row is None:
@@ -176,12 +177,26 @@ def _value(
     }
 
 
-def item_key(item_id: str) -> str:
-    return f"i:{item_id}"
+COUNTED_CLICKS: dict[str, tuple[int, ...]] = {"view": (1, 0, 0, 0), "add_to_cart": (0, 1, 0, 0)}
 
 
-def category_key(category: str) -> str:
-    return f"c:{category}"
+def click_increments(kind: str, item_id: str, category: str | None) -> dict[str, tuple[int, ...]]:
+    """A view or add-to-cart: one for the item, its category and the total."""
+    return {key: COUNTED_CLICKS[kind] for key in _keys(item_id, category)}
+
+
+def order_increments(lines: Iterable[tuple[str, int, str | None]]) -> dict[str, list[int]]:
+    """A placed order of (item, quantity, category) lines: one order for each key it holds, however
+    many of its lines do, and the units ordered."""
+    increments: dict[str, list[int]] = {}
+    for item_id, quantity, category in lines:
+        for key in _keys(item_id, category):
+            increments.setdefault(key, [0, 0, 1, 0])[3] += quantity
+    return increments
+
+
+def _keys(item_id: str, category: str | None) -> list[str]:
+    return [TOTAL, f"i:{item_id}", *([f"c:{category}"] if category else [])]
 
 
 def topic_key(value: dict[str, Any]) -> str:

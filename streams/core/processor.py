@@ -13,14 +13,20 @@ phase 1), with triggers recorded on the user's latest state (the ledger).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core import triggers
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
-from streams.core.demand import DEMAND, TOTAL, DemandWindows, category_key, item_key
+from streams.core.demand import (
+    COUNTED_CLICKS,
+    DEMAND,
+    DemandWindows,
+    click_increments,
+    order_increments,
+)
 from streams.core.demand import topic_key as demand_key
 from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
@@ -247,18 +253,13 @@ class Processor:
             if part.demand is None:
                 return []
         windows, event = part.demand, incoming.event
-        increments: dict[str, list[int]] = {}
-        if isinstance(event, Click) and event.item_id is not None and event.type in ("view", "add_to_cart"):
-            measures = [1, 0, 0, 0] if event.type == "view" else [0, 1, 0, 0]
+        increments: Mapping[str, Sequence[int]] = {}
+        if isinstance(event, Click) and event.item_id is not None and event.type in COUNTED_CLICKS:
             category = event.category or getattr(self.catalog.get(event.item_id), "category", None)
-            keys = [TOTAL, item_key(event.item_id), *([category_key(category)] if category else [])]
-            increments = {key: measures for key in keys}
+            increments = click_increments(event.type, event.item_id, category)
         elif isinstance(event, Order) and event.status == "placed":
-            for line in event.items:
-                category = self._category_of(line.item_id, state)
-                for key in (TOTAL, item_key(line.item_id), *([category_key(category)] if category else [])):
-                    row = increments.setdefault(key, [0, 0, 1, 0])  # an order counts once per key it holds
-                    row[3] += line.quantity
+            lines = [(i.item_id, i.quantity, self._category_of(i.item_id, state)) for i in event.items]
+            increments = order_increments(lines)
         if increments:
             windows.count(event.ts, increments)
         horizon = part.watermark - self.config.demand_lateness_ms
