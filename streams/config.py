@@ -17,6 +17,8 @@ LOGICAL_TOPICS = (
     "promotion-triggers",
     "audience-segments",
     "dead-letters",
+    "demand",
+    "demand-forecasts",
 )
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})

@@ -11,7 +11,10 @@ Shape of the traffic, chosen to exercise the personalization pipeline the way a 
   gaps of more than 30 minutes (minutes to days), events within a session by seconds;
 - a session browses mostly one category (with repeat views), sometimes searches, adds to and
   removes from its cart, then either abandons the cart or orders exactly its contents;
-- a few placed orders are later cancelled or returned.
+- a few placed orders are later cancelled or returned;
+- with `daily_pattern`, sessions start more often in the evening than at night (a typical shop's
+  hour-of-day curve, `HOURLY_ACTIVITY`, on the UTC clock), so demand has a daily season. It is off
+  by default: the default output stays what the shipped model and the tests were built from.
 """
 
 from __future__ import annotations
@@ -56,6 +59,18 @@ _DAY = 24 * _HOUR
 _SESSION_GAP_MIN = 30 * _MINUTE + _SECOND
 _EVENT_GAP_MAX = 20 * _MINUTE
 
+# Relative session starts per hour of the day (UTC), mean 1: quiet nights, a lunch bump, an evening
+# peak, the shape web shops report for their traffic.
+HOURLY_ACTIVITY: tuple[float, ...] = tuple(
+    w * 24 / sum(raw)
+    for raw in [
+        (0.45, 0.28, 0.18, 0.13, 0.12, 0.16, 0.3, 0.55, 0.8, 0.95, 1.05, 1.15,
+         1.25, 1.2, 1.1, 1.05, 1.1, 1.25, 1.5, 1.75, 1.9, 1.8, 1.35, 0.8)
+    ]
+    for w in raw
+)  # fmt: skip
+_ACTIVITY_BEFORE = tuple(accumulate(HOURLY_ACTIVITY, initial=0.0))  # activity-hours before each hour
+
 # (ts, topic, value) of an event that is generated but not yet emitted; its event_id is still empty.
 _Event = tuple[int, str, dict[str, Any]]
 
@@ -81,6 +96,8 @@ class TrafficConfig:
     return_rate: float = 0.06
     in_stock_rate: float = 0.95
     currency: str = "EUR"
+    daily_pattern: bool = False  # session starts follow HOURLY_ACTIVITY instead of being uniform in time
+    days: float | None = None  # stop at this much event time after start_ts (then `events` is a cap)
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.items < 1 or self.events < 0:
@@ -110,7 +127,8 @@ class _User:
 
 
 def generate_traffic(config: TrafficConfig) -> Iterator[LogRecord]:
-    """Yield one `catalog` record per item, then exactly `config.events` click and order records."""
+    """Yield one `catalog` record per item, then `config.events` click and order records (fewer if
+    `config.days` ends the log first)."""
     rng = random.Random(config.seed)
     catalog = _build_catalog(config, rng)
     for index, item_id in enumerate(catalog.ids):
@@ -201,8 +219,10 @@ def _interleave_sessions(
 ) -> Iterator[LogRecord]:
     heap: list[_Entry] = []
     sequence = 0
+    later = _after_daily if config.daily_pattern else _after
+    end_ts = None if config.days is None else config.start_ts + int(config.days * _DAY)
     for index, user in enumerate(users):
-        first = config.start_ts + int(rng.expovariate(1.0 / user.mean_gap_ms))
+        first = later(config.start_ts, int(rng.expovariate(1.0 / user.mean_gap_ms)))
         heap.append((first, sequence, index, None, 0))
         sequence += 1
     heapq.heapify(heap)
@@ -210,6 +230,8 @@ def _interleave_sessions(
     emitted = 0
     while emitted < config.events:
         ts, _, user_index, pending, position = heap[0]
+        if end_ts is not None and ts >= end_ts:
+            return
         follow_ups: list[_Event] = []
         if pending is None:
             pending = _session(config, catalog, users[user_index], ts, rng)
@@ -223,13 +245,37 @@ def _interleave_sessions(
             heapq.heapreplace(heap, (pending[position + 1][0], sequence, user_index, pending, position + 1))
         elif user_index >= 0:
             gap = max(_SESSION_GAP_MIN, int(rng.expovariate(1.0 / users[user_index].mean_gap_ms)))
-            heapq.heapreplace(heap, (event_ts + gap, sequence, user_index, None, 0))
+            start = max(event_ts + _SESSION_GAP_MIN, later(event_ts, gap))
+            heapq.heapreplace(heap, (start, sequence, user_index, None, 0))
         else:
             heapq.heappop(heap)
         sequence += 1
         for follow_up in follow_ups:
             heapq.heappush(heap, (follow_up[0], sequence, -1, [follow_up], 0))
             sequence += 1
+
+
+def _after(ts: int, gap: int) -> int:
+    return ts + gap
+
+
+def _after_daily(ts: int, gap: int) -> int:
+    """`gap` ms of activity after `ts`: time runs through busy hours faster than through quiet ones
+    (a time change that turns uniform session starts into starts that follow HOURLY_ACTIVITY)."""
+    return _clock_time(_activity_time(ts) + gap)
+
+
+def _activity_time(ts: int) -> float:
+    day, into_day = divmod(ts, _DAY)
+    hour, into_hour = divmod(into_day, _HOUR)
+    return day * _DAY + _ACTIVITY_BEFORE[hour] * _HOUR + HOURLY_ACTIVITY[hour] * into_hour
+
+
+def _clock_time(activity: float) -> int:
+    day, into_day = divmod(activity, _DAY)
+    hour = min(bisect(_ACTIVITY_BEFORE, into_day / _HOUR) - 1, 23)
+    into_hour = (into_day - _ACTIVITY_BEFORE[hour] * _HOUR) / HOURLY_ACTIVITY[hour]
+    return int(day) * _DAY + hour * _HOUR + int(into_hour)
 
 
 def _session(

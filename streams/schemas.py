@@ -23,6 +23,8 @@ EVENT_KINDS = (
     "promotion_trigger",
     "audience_segment",
     "dead_letter",
+    "demand",
+    "demand_forecast",
 )
 
 # fastjsonschema names the violated keyword; these codes are what dead-letter consumers filter on.

@@ -37,10 +37,19 @@ def generate(
     items: Annotated[int, typer.Option(min=1, help="catalog size")] = 5_000,
     events: Annotated[int, typer.Option(min=0, help="click + order events (catalog not counted)")] = 50_000,
     seed: Annotated[int, typer.Option(help="same seed, same log")] = 0,
+    daily_pattern: Annotated[
+        bool, typer.Option("--daily-pattern", help="sessions start by a shop's hour-of-day curve (UTC)")
+    ] = False,
+    days: Annotated[
+        float | None, typer.Option(min=0, help="end the log after this much event time (--events caps it)")
+    ] = None,
 ) -> None:
     """Write a deterministic synthetic traffic log: the catalog, then interleaved user sessions."""
-    config = TrafficConfig(users=users, items=items, events=events, seed=seed)
-    records = tqdm(generate_traffic(config), total=items + events, unit="rec", desc="generate")
+    config = TrafficConfig(
+        users=users, items=items, events=events, seed=seed, daily_pattern=daily_pattern, days=days
+    )
+    total = items + events if days is None else None  # with --days, events is only a cap
+    records = tqdm(generate_traffic(config), total=total, unit="rec", desc="generate")
     _write(out, records)
 
 

@@ -103,6 +103,7 @@ def _replay_offline(
         f"{summary['events']:,} events ({summary['dead_letters']:,} dead letters) -> "
         f"{summary['recommendations']:,} recommendations, {sum(summary['triggers'].values()):,} triggers, "
         f"{sum(summary['segment_events'].values()):,} segment events "
+        f"{summary['demand']:,} demand window counts "
         f"in {run.seconds:.1f}s ({summary['events_per_s']:,.0f} events/s), {chosen.describe()}"
     )
     for name, path in paths.items():

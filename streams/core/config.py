@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streams.core.demand import WindowSpec
+
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
@@ -101,6 +103,13 @@ class RulesConfig:
     lifecycle_at_risk_ms: int = 30 * DAY
     lifecycle_lapsed_ms: int = 90 * DAY
     segments: tuple[Segment, ...] = DEFAULT_SEGMENTS
+    # demand signals: [size ms, hop ms, scopes beyond the total] per window kind (hop == size:
+    # tumbling); [] turns them off
+    demand_windows: tuple[tuple[int, int, tuple[str, ...]], ...] = (
+        (HOUR, HOUR, ("item", "category")),
+        (HOUR, 15 * MINUTE, ("category",)),
+    )
+    demand_lateness_ms: int = 5 * MINUTE  # a window is emitted when the watermark passes end + this
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RulesConfig:
@@ -129,7 +138,13 @@ class RulesConfig:
                 raise ValueError(f"segment ids must be unique: {', '.join(sorted(ids))}")
             if len(ids) > MAX_SEGMENTS:
                 raise ValueError(f"at most {MAX_SEGMENTS} segments (state stays bounded), got {len(ids)}")
-        return cls(**values)
+        if "demand_windows" in values:
+            values["demand_windows"] = tuple(
+                (int(size), int(hop), tuple(scopes)) for size, hop, scopes in values["demand_windows"]
+            )
+        config = cls(**values)
+        config.window_specs()  # fails early on a bad window
+        return config
 
     @classmethod
     def load(cls, path: str | Path | None) -> RulesConfig:
@@ -138,6 +153,9 @@ class RulesConfig:
         text = Path(path).read_text(encoding="utf-8")
         raw = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
         return cls.from_mapping(raw.get("rules", raw))
+
+    def window_specs(self) -> tuple[WindowSpec, ...]:
+        return tuple(WindowSpec(size, hop, scopes) for size, hop, scopes in self.demand_windows)
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

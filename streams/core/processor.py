@@ -13,14 +13,22 @@ phase 1), with triggers recorded on the user's latest state (the ledger).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core import segments, triggers
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
-from streams.core.events import SCHEMA_VERSION, Click, Position, UserEvent
+from streams.core.demand import (
+    COUNTED_CLICKS,
+    DEMAND,
+    DemandWindows,
+    click_increments,
+    order_increments,
+)
+from streams.core.demand import topic_key as demand_key
+from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
 from streams.core.recommend import Prediction, Recommender, RecRequest
 from streams.core.rules import exclusions, finalize
@@ -48,6 +56,7 @@ class Output:
     topic: str  # logical topic name
     key: str
     value: dict[str, Any]
+    partition: int | None = None  # None: by key; demand goes to its input partition's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +75,23 @@ class EventResult:
 
 @dataclass(slots=True)
 class PartitionState:
-    """What a partition knows beyond its users: trending items and its event-time watermark."""
+    """What a partition knows beyond its users: trending items, demand windows, its watermark."""
 
     trending: Trending
     watermark: int = -1
     offsets: dict[str, int] = field(default_factory=dict)
+    demand: DemandWindows | None = None  # None: demand signals are off
 
     def to_wire(self) -> dict[str, Any]:
-        return {"tr": self.trending.to_wire(), "wm": self.watermark, "o": self.offsets}
+        wire = {"tr": self.trending.to_wire(), "wm": self.watermark, "o": self.offsets}
+        if self.demand is not None:
+            wire["dm"] = self.demand.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> PartitionState:
-        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"])
+        demand = DemandWindows.from_wire(raw["dm"]) if "dm" in raw else None
+        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"], demand)
 
 
 @dataclass(slots=True)
@@ -109,9 +123,13 @@ class Processor:
         self.limits = limits or StateLimits()
         self.catalog: Catalog = catalog if catalog is not None else {}
         self.segments = SegmentRules(self.config, self.catalog)
+        self.window_specs = self.config.window_specs()
 
     def new_partition_state(self) -> PartitionState:
-        return PartitionState(Trending(self.config.trending_half_life_ms))
+        return PartitionState(Trending(self.config.trending_half_life_ms), demand=self._new_demand())
+
+    def _new_demand(self) -> DemandWindows | None:
+        return DemandWindows(self.window_specs) if self.window_specs else None
 
     # -- state only -----------------------------------------------------------------------------------
 
@@ -148,11 +166,15 @@ class Processor:
 
         for index, incoming in enumerate(batch):
             event = incoming.event
-            part = partitions.setdefault(incoming.partition, self.new_partition_state())
-            if self._advance_partition(part, incoming):
-                touched.add(incoming.partition)
+            part = partitions.get(incoming.partition)
+            if part is None:
+                part = partitions[incoming.partition] = self.new_partition_state()
+            counted = self._advance_partition(part, incoming)
             watermarks.append(part.watermark)
             state = latest(event.user_id)
+            if counted:
+                touched.add(incoming.partition)
+                results[index].outputs += self._demand(part, incoming, state)
             if state is not None and is_duplicate(state, event, incoming.position):
                 continue
             new = apply_event(state, event, incoming.position, self.limits, self.catalog)
@@ -228,6 +250,33 @@ class Processor:
             part.trending.add(event.item_id, event.type, event.ts)
         part.watermark = max(part.watermark, event.ts)
         return True
+
+    def _demand(self, part: PartitionState, incoming: Incoming, state: UserState | None) -> list[Output]:
+        """Count the event in the partition's demand windows; emit the windows its time closes."""
+        if part.demand is None or part.demand.specs != self.window_specs:
+            part.demand = self._new_demand()  # turned on, or other windows configured: start afresh
+            if part.demand is None:
+                return []
+        windows, event = part.demand, incoming.event
+        increments: Mapping[str, Sequence[int]] = {}
+        if isinstance(event, Click) and event.item_id is not None and event.type in COUNTED_CLICKS:
+            category = event.category or getattr(self.catalog.get(event.item_id), "category", None)
+            increments = click_increments(event.type, event.item_id, category)
+        elif isinstance(event, Order) and event.status == "placed":
+            lines = [(i.item_id, i.quantity, self._category_of(i.item_id, state)) for i in event.items]
+            increments = order_increments(lines)
+        if increments:
+            windows.count(event.ts, increments)
+        horizon = part.watermark - self.config.demand_lateness_ms
+        closed = windows.close(horizon, incoming.partition)
+        return [Output(DEMAND, demand_key(v), v, incoming.partition) for v in closed]
+
+    def _category_of(self, item_id: str, state: UserState | None) -> str | None:
+        """What the shopper saw the item as (the same in every replay), else what the catalog says."""
+        for seen in reversed(state.recent if state is not None else ()):
+            if seen.item_id == item_id and seen.category is not None:
+                return seen.category
+        return getattr(self.catalog.get(item_id), "category", None)
 
     def _watch(self, state: UserState, event: UserEvent) -> None:
         if not isinstance(event, Click) or event.item_id is None or event.type not in ("view", "add_to_cart"):

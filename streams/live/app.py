@@ -25,6 +25,7 @@ from streams.codec import REPLAY_HEADER, encode_value, header_value
 from streams.config import INPUT_TOPICS, Settings
 from streams.core.catalog import CatalogItem
 from streams.core.config import RulesConfig
+from streams.core.demand import DEMAND
 from streams.core.events import Position
 from streams.core.processor import (
     PROMOTION_TRIGGERS,
@@ -106,7 +107,7 @@ class Worker:
         )
         self.out = {
             name: app.topic(settings.topic(name), **RAW)
-            for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS, AUDIENCE_SEGMENTS)
+            for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS, AUDIENCE_SEGMENTS, DEMAND)
         }
         self.dead_letters = app.topic(settings.topic("dead-letters"), **RAW)
         # bytes types make Faust store keys and values untouched ("raw"); we encode msgpack ourselves.
@@ -142,6 +143,7 @@ class Worker:
             "recommendations": 0,
             "triggers": 0,
             "segment_events": 0,
+            "demand": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
@@ -288,6 +290,10 @@ class Worker:
             lag += max(0, state.highwater - part.offsets.get(f"{logical}/{tp.partition}", -1) - 1)
         return lag
 
+    def demand_late_events(self) -> int:
+        """Events too late for every demand window that held them (see streams/core/demand.py)."""
+        return sum(p.demand.late for p in self.partitions.values() if p.demand is not None)
+
     def processed(self) -> int:
         return self.counts["applied"] + self.counts["redelivered"] + self.counts["dead_letters"]
 
@@ -387,15 +393,23 @@ class Worker:
             elif output.topic == AUDIENCE_SEGMENTS:
                 self.metrics.segment_events.labels(value["segment"], value["action"]).inc()
                 self.counts["segment_events"] += 1
+            elif output.topic == DEMAND:
+                self.metrics.demand.labels(value["scope"]).inc()
+                self.counts["demand"] += 1
             else:
                 self.metrics.triggers.labels(value["kind"]).inc()
                 self.counts["triggers"] += 1
             encoded = encode_value(value)
-            pending.append(await self.out[output.topic].send(key=output.key.encode(), value=encoded))
+            pending.append(
+                await self.out[output.topic].send(
+                    key=output.key.encode(), value=encoded, partition=output.partition
+                )
+            )
             if output.topic == RECOMMENDATIONS:
                 with self.contexts.partition(self.partition_for(output.key)):
                     self.latest[output.key.encode()] = encoded
-            self._publish(output.key, {"topic": output.topic, "value": value})
+            if output.topic != DEMAND:  # the SSE feed is per shopper
+                self._publish(output.key, {"topic": output.topic, "value": value})
         await asyncio.gather(*pending)
 
     def _publish(self, user_id: str, message: dict[str, Any]) -> None:

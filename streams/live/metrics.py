@@ -23,6 +23,7 @@ class WorkerMetrics:
             ["segment", "action"],
             registry=r,
         )
+        self.demand = Counter("streams_demand_windows", "Demand window counts sent", ["scope"], registry=r)
         self.model_latency = Histogram(
             "streams_batch_process_seconds",
             "Core + model time per micro-batch",

@@ -114,6 +114,7 @@ def register_views(worker: Worker) -> None:
                 "recovering": recovering,
                 "held": len(worker.sequencer),
                 "reordered_by_timeout": worker.sequencer.forced,
+                "demand_late_events": worker.demand_late_events(),
                 "model_version": getattr(worker.processor.recommender, "version", None),
                 **worker.counts,
             },

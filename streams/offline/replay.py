@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.config import RulesConfig
+from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
 from streams.core.recommend import Recommender, TrendingOnly
 from streams.core.segments import AUDIENCE_SEGMENTS
@@ -30,6 +31,7 @@ OUTPUT_FILES = {
     PROMOTION_TRIGGERS: "promotion-triggers.jsonl",
     AUDIENCE_SEGMENTS: "audience-segments.jsonl",
     "dead-letters": "dead-letters.jsonl",
+    DEMAND: "demand.jsonl",
 }
 SUMMARY_FILE = "summary.json"
 
@@ -78,6 +80,10 @@ class OfflineRun:
     def segment_events(self) -> list[dict[str, Any]]:
         return [o.value for o in self.result.outputs if o.topic == AUDIENCE_SEGMENTS]
 
+    @property
+    def demand(self) -> list[dict[str, Any]]:
+        return [o.value for o in self.result.outputs if o.topic == DEMAND]
+
     def summary(self, zero_wallclock: bool = False) -> dict[str, Any]:
         result = self.result
         seconds = 0.0 if zero_wallclock else round(self.seconds, 3)
@@ -96,6 +102,8 @@ class OfflineRun:
             "segment_events": dict(
                 sorted(Counter(f"{s['segment']}:{s['action']}" for s in self.segment_events).items())
             ),
+            "demand": len(self.demand),
+            "demand_late_events": sum(p.demand.late for p in result.partitions.values() if p.demand),
             "seconds": seconds,
             "events_per_s": rate,
         }
@@ -127,6 +135,7 @@ def write_run(run: OfflineRun, out: Path, zero_wallclock: bool = False) -> dict[
         PROMOTION_TRIGGERS: run.triggers,
         AUDIENCE_SEGMENTS: run.segment_events,
         "dead-letters": run.result.dead_letters,
+        DEMAND: run.demand,
     }
     paths: dict[str, Path] = {}
     for name, values in rows.items():

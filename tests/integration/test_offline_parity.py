@@ -1,6 +1,6 @@
 """Online = offline: a log replayed through the broker and a worker gives exactly what
-`streams replay --offline` writes: the same recommendation, trigger and segment-event ids, the same
-content."""
+`streams replay --offline` writes: the same recommendation, trigger, segment-event and demand ids,
+the same content."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def offline_files(log: Path, out: Path, partitions: int) -> dict[str, list[dict[
     assert result.exit_code == 0, result.output
     return {
         name: [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("recommendations", "promotion-triggers", "audience-segments", "dead-letters")
+        for name in ("recommendations", "promotion-triggers", "audience-segments", "dead-letters", "demand")
     }
 
 
@@ -59,7 +59,8 @@ def test_live_replay_equals_the_offline_replay(
     want_recs = keyed(expected["recommendations"], "rec_id")
     want_triggers = keyed(expected["promotion-triggers"], "trigger_id")
     want_segments = keyed(expected["audience-segments"], "event_id")
-    assert want_recs and not expected["dead-letters"]
+    want_demand = keyed(expected["demand"], "demand_id")
+    assert want_recs and want_demand and not expected["dead-letters"]
 
     worker.wait_healthy()
     produce(records, settings)  # while the worker runs: the sequencer must still merge in event time
@@ -92,6 +93,10 @@ def test_live_replay_equals_the_offline_replay(
         [decode_value(m.value) for m in read_topic(settings, "audience-segments")], "event_id"
     )
     assert got_segments == want_segments
+    # Demand windows close on event time: the last one with the event that moved time past it.
+    wait_until(lambda: len(read_topic(settings, "demand")) >= len(want_demand), 60, "the demand windows")
+    got_demand = keyed([decode_value(m.value) for m in read_topic(settings, "demand")], "demand_id")
+    assert got_demand == want_demand
     health = worker.health() or {}
     assert health.get("reordered_by_timeout") == 0, health
     assert health.get("status") == "ok" and health.get("lag") == 0, health  # all input processed

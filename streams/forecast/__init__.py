@@ -1,0 +1,1 @@
+"""Short-horizon demand forecasts from the `demand` topic's hourly counts (not on the event path)."""
