@@ -40,6 +40,7 @@ from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
+from streams.kafka.clients import client_options, faust_credentials
 from streams.live.catalog import CatalogFollower
 from streams.live.context import PartitionContexts
 from streams.live.fetch import FetchView
@@ -48,6 +49,7 @@ from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
 from streams.partitioning import partition_for
+from streams.redaction import user_ref
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Worker:
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
+            broker_credentials=faust_credentials(settings),
             store="rocksdb://",
             # One folder per app id: tables of different apps must never share RocksDB files.
             datadir=str(datadir),
@@ -98,6 +101,10 @@ class Worker:
             # A SIGKILLed worker holds its partitions until the session times out: keep that short.
             broker_session_timeout=10.0,
             broker_heartbeat_interval=2.0,
+            # Faust's /table/{name}/{key} would serve any user's raw state without a token, and
+            # /router the cluster's layout; our views route through app.router without them.
+            web_tables_enabled=False,
+            web_router_enabled=False,
         )
         app = self.app
         self.inputs = app.topic(
@@ -118,7 +125,10 @@ class Worker:
         self.partition_table = app.Table("partition_state", **table_args)
         self.latest = app.Table("latest_recommendation", **table_args)
         self.catalog = CatalogFollower(
-            settings.bootstrap, settings.topic("catalog"), on_update=self._catalog_changed
+            client_options(settings),
+            settings.topic("catalog"),
+            on_update=self._catalog_changed,
+            max_bytes=settings.max_message_bytes,
         )
         self.watchers: dict[str, set[str]] = {}  # item -> local users who saw it (price drop, restock)
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
@@ -301,7 +311,9 @@ class Worker:
         self.metrics.events_in.labels(logical).inc()
         self.counts["events"] += 1
         try:
-            parsed = parse_user_event(logical, message.key, message.value, message.headers)
+            parsed = parse_user_event(
+                logical, message.key, message.value, message.headers, self.settings.max_message_bytes
+            )
         except BadMessage as exc:
             await self._dead_letter(event, exc)
             return None
@@ -396,7 +408,16 @@ class Worker:
         message = event.message
         self.counts["dead_letters"] += 1
         self.metrics.dead_letters.labels(error.code).inc()
-        log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, error.message)
+        # The reason may quote the key and the user_id: the log gets the code and a hashed key only.
+        log.info(
+            "dead letter %s[%d]@%d %s: %s%s",
+            message.topic,
+            message.partition,
+            message.offset,
+            user_ref(message.key, self.settings.log_salt),
+            error.code,
+            f" ({error.field})" if error.field else "",
+        )
         value = dead_letter_value(
             message.topic,
             message.partition,
@@ -405,8 +426,9 @@ class Worker:
             message.value,
             error,
             ts=int(message.timestamp * 1000) if message.timestamp else int(time.time() * 1000),
+            max_bytes=self.settings.max_message_bytes,
         )
-        await self.dead_letters.send(key=message.key, value=encode_value(value))
+        await self.dead_letters.send(key=value["key"], value=encode_value(value))
 
     # -- timers on the wall clock ------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.codec import decode_value
+from streams.codec import MAX_VALUE_BYTES, decode_value
 from streams.core.catalog import CatalogItem
 from streams.errors import BadMessage
 from streams.schemas import validate
@@ -23,10 +24,15 @@ log = logging.getLogger(__name__)
 
 class CatalogFollower:
     def __init__(
-        self, bootstrap: str, topic: str, on_update: Callable[[CatalogItem], None] | None = None
+        self,
+        client_options: Mapping[str, Any],
+        topic: str,
+        on_update: Callable[[CatalogItem], None] | None = None,
+        max_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.client_options = client_options  # streams.kafka.clients.client_options: bootstrap, security
         self.topic = topic
+        self.max_bytes = max_bytes
         self.items: dict[str, CatalogItem] = {}
         self.ready = asyncio.Event()
         self.on_update = on_update
@@ -50,7 +56,7 @@ class CatalogFollower:
             self.ready.set()
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(**self.client_options, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
             metadata = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
@@ -83,7 +89,7 @@ class CatalogFollower:
         if raw is None:
             return
         try:
-            value = validate("catalog_item", decode_value(raw))
+            value = validate("catalog_item", decode_value(raw, max_bytes=self.max_bytes))
         except BadMessage:
             self.rejected += 1  # a malformed catalog entry is as good as none
             return
