@@ -5,6 +5,7 @@ from __future__ import annotations
 import reprlib
 
 from streams.codec import MAX_VALUE_BYTES, Headers, decode_key, decode_value
+from streams.core.catalog import CatalogItem
 from streams.core.events import CLICKS, ORDERS, Click, Order, UserEvent
 from streams.errors import SchemaViolation
 from streams.schemas import validate
@@ -34,3 +35,11 @@ def parse_user_event(
             field="key",
         )
     return event_type.from_dict(decoded)
+
+
+def parse_catalog_item(
+    value: bytes | None, headers: Headers = None, max_bytes: int = MAX_VALUE_BYTES
+) -> CatalogItem:
+    """A catalog update, or BadMessage. Live and offline both read the catalog through this, so a
+    malformed entry is ignored by both alike."""
+    return CatalogItem.from_dict(validate("catalog_item", decode_value(value, headers, max_bytes)))

@@ -16,7 +16,7 @@ ORDERS = "orders"
 SOURCE_RANK = {CLICKS: 0, ORDERS: 1}
 
 
-def _integer(value: Any) -> Any:
+def as_int(value: Any) -> Any:
     """JSON Schema calls 2.0 an integer, and a JSON tracker may send 1.7e12: the core sees ints only
     (a float event time would leak into output ids, timers and the outputs' `ts`)."""
     return int(value) if isinstance(value, float) else value
@@ -44,10 +44,10 @@ class Click:
             event_id=value["event_id"],
             user_id=value["user_id"],
             type=value["type"],
-            ts=_integer(value["ts"]),
+            ts=as_int(value["ts"]),
             item_id=value.get("item_id"),
             session_id=value.get("session_id"),
-            quantity=_integer(value.get("quantity")),
+            quantity=as_int(value.get("quantity")),
             price=value.get("price"),
             category=value.get("category"),
             query=value.get("query"),
@@ -83,9 +83,9 @@ class Order:
             order_id=value["order_id"],
             status=value["status"],
             items=tuple(
-                OrderLine(i["item_id"], _integer(i["quantity"]), i.get("price")) for i in value["items"]
+                OrderLine(i["item_id"], as_int(i["quantity"]), i.get("price")) for i in value["items"]
             ),
-            ts=_integer(value["ts"]),
+            ts=as_int(value["ts"]),
             total=value.get("total"),
             currency=value.get("currency"),
         )

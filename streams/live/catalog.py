@@ -14,10 +14,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.codec import MAX_VALUE_BYTES, decode_value
+from streams.codec import MAX_VALUE_BYTES, Headers
 from streams.core.catalog import CatalogItem
 from streams.errors import BadMessage
-from streams.schemas import validate
+from streams.ingest import parse_catalog_item
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class CatalogFollower:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for tp, messages in batches.items():
                     for message in messages:
-                        self._apply(message.value)
+                        self._apply(message.value, message.headers)
                     if tp in pending and messages and messages[-1].offset + 1 >= end[tp]:
                         pending.discard(tp)
                 if not self.ready.is_set() and not pending:
@@ -85,15 +85,14 @@ class CatalogFollower:
         finally:
             await consumer.stop()
 
-    def _apply(self, raw: bytes | None) -> None:
+    def _apply(self, raw: bytes | None, headers: Headers = None) -> None:
         if raw is None:
             return
         try:
-            value = validate("catalog_item", decode_value(raw, max_bytes=self.max_bytes))
+            item = parse_catalog_item(raw, headers, self.max_bytes)
         except BadMessage:
             self.rejected += 1  # a malformed catalog entry is as good as none
             return
-        item = CatalogItem.from_dict(value)
         self.items[item.item_id] = item
         if self.on_update is not None and self.ready.is_set():
             self.on_update(item)

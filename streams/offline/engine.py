@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 
 from streams.codec import MAX_VALUE_BYTES, REPLAY_HEADER
 from streams.config import INPUT_TOPICS
-from streams.core.catalog import CatalogItem
 from streams.core.events import SOURCE_RANK, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor
 from streams.core.state import UserState
 from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
-from streams.ingest import parse_user_event
+from streams.ingest import parse_catalog_item, parse_user_event
 from streams.logs import LogRecord
 from streams.partitioning import partition_for
-from streams.schemas import validate
 
 
 @dataclass
@@ -126,12 +124,9 @@ class OfflineEngine:
 
     def _catalog(self, record: LogRecord) -> None:
         try:
-            value = validate("catalog_item", record.value) if record.value is not None else None
+            item = parse_catalog_item(record.wire_value(), record.wire_headers(), self.max_message_bytes)
         except BadMessage:
-            value = None
-        if value is None:
-            return
-        item = CatalogItem.from_dict(value)
+            return  # ignored, as the worker's catalog follower ignores it
         self.processor.catalog[item.item_id] = item  # type: ignore[index]
         watchers = [u for u, state in self.result.states.items() if item.item_id in state.watch]
         outputs, states = self.processor.on_catalog(item, watchers, self.result.states.get)

@@ -215,3 +215,35 @@ def test_atheris_bounded_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Done {runs} runs" in done.stderr
     assert not list(tmp_path.glob("crash-*"))
+
+
+ITEM = {"item_id": "sku-3", "ts": 1_700_000_000_000, "price": 10.0, "in_stock": True}
+catalog_fields = st.sampled_from(["item_id", "ts", "price", "in_stock", "title"])
+
+
+@relaxed
+@given(
+    changes=st.lists(st.dictionaries(catalog_fields, anything, max_size=2), min_size=1, max_size=5),
+    raw=st.lists(st.binary(max_size=60), max_size=3),
+)
+def test_the_catalog_reads_hostile_entries_alike_live_and_offline(
+    changes: list[dict[str, Any]], raw: list[bytes]
+) -> None:
+    """Offline reads a log's catalog maps, the worker the bytes `streams replay` sends for them."""
+    from streams.core.processor import Processor
+    from streams.live.catalog import CatalogFollower
+    from streams.logs import LogRecord
+    from streams.offline.engine import OfflineEngine
+
+    records = [LogRecord("catalog", "k", 0, value={**ITEM, **c}) for c in changes]
+    records += [LogRecord("catalog", "k", 0, value_bytes=b) for b in raw]
+    follower = CatalogFollower({}, "catalog")
+    engine = OfflineEngine(Processor(None, catalog={}))
+    for record in records:
+        wire = encode({**ITEM, **record.value}, as_json=False) if record.value else record.value_bytes
+        if wire is None:
+            continue  # a map msgpack cannot carry never reaches the topic
+        follower._apply(wire)
+        engine.feed(record)
+    assert engine.processor.catalog == follower.items
+    assert all(type(i.ts) is int and math.isfinite(i.price or 0.0) for i in follower.items.values())
