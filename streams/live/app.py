@@ -48,6 +48,7 @@ from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
+from streams.live.watchers import WatchIndex
 from streams.partitioning import partition_for
 from streams.redaction import user_ref
 
@@ -130,7 +131,7 @@ class Worker:
             on_update=self._catalog_changed,
             max_bytes=settings.max_message_bytes,
         )
-        self.watchers: dict[str, set[str]] = {}  # item -> local users who saw it (price drop, restock)
+        self.watchers = WatchIndex()  # item -> local users who saw it (price drop, restock)
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
             recommender,
@@ -200,7 +201,7 @@ class Worker:
             if not isinstance(key, bytes) or key.startswith(b"__faust"):
                 continue
             state = decode_state(raw)
-            self._note_watch(state)
+            self.watchers.note(state)
             for kind, due in state.timers.items():
                 self.timers.add(partition, due, state.user_id, kind)
                 count += 1
@@ -362,13 +363,9 @@ class Worker:
         """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
         return partition_for(user_id, self.settings.partitions)
 
-    def _note_watch(self, state: UserState) -> None:
-        for item in state.watch:
-            self.watchers.setdefault(item, set()).add(state.user_id)
-
     def _store(self, states: Mapping[str, UserState], partitions: dict[str, int], changed: set[int]) -> None:
         for user, state in states.items():
-            self._note_watch(state)
+            self.watchers.note(state)
             with self.contexts.partition(partitions[user]):
                 self.states[user.encode()] = encode_state(state)
         for p in changed:
@@ -465,7 +462,7 @@ class Worker:
         """Price-drop and back-in-stock triggers for this worker's users who saw the item."""
         async with self.lock:
             owned = {tp.partition for tp in self.app.consumer.assignment()}
-            users = [u for u in self.watchers.get(item.item_id, ()) if self.partition_for(u) in owned]
+            users = [u for u in self.watchers.users(item.item_id) if self.partition_for(u) in owned]
 
             def load(user_id: str) -> UserState | None:
                 with self.contexts.partition(self.partition_for(user_id)):

@@ -9,7 +9,7 @@ from streams.core.config import RulesConfig
 from streams.core.events import Click, Order, OrderLine, Position
 from streams.core.processor import Incoming, Processor
 from streams.core.state import StateLimits
-from streams.core.timers import TimerIndex
+from streams.core.timers import COMPACT_SLACK, TimerIndex
 from streams.core.trending import Trending
 from streams.live.tables import encode_state
 from tests.core.bounds import assert_bounded
@@ -63,5 +63,7 @@ def test_state_stays_within_its_caps(events: list[Click | Order], batch: int) ->
             assert_bounded(state, LIMITS)
             # ids are capped at 128 characters by the schemas, so capped collections cap the bytes.
             assert len(encode_state(state)) < 64 * 1024
+        live_timers = sum(len(t) for t in timers.latest.values())
+        assert len(timers) <= 2 * live_timers + COMPACT_SLACK + 3 * batch  # compacted before a batch
     trending: Trending = partitions[0].trending
     assert len(trending.counts) <= 2 * trending.capacity
