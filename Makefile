@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: bench default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: audit bench default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -16,6 +16,7 @@ help:
 	@echo "make kafka-up     start the local Kafka 3.9.2 broker (127.0.0.1:9092); kafka-down stops it"
 	@echo "make worker       run a worker in the foreground"
 	@echo "make bench        throughput, latency, state size, recovery (bench/results.json, bench/latency.png)"
+	@echo "make audit        known vulnerabilities in the installed packages (pip-audit; CI runs it)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +69,14 @@ integration: kafka-up
 # timing limit gets one more try (pytest-rerunfailures reports it as "rerun", never hidden).
 test: lint venv-train kafka-up
 	$(BIN)/pytest -q --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
+
+# Every installed package (our pins and what they pull in) against PyPI's vulnerability data.
+# --strict: a package the service cannot look up fails the audit too (pip-audit would only warn),
+# so an unreachable service never passes as "no known vulnerabilities".
+# PIP_AUDIT_ARGS picks another service, e.g. "--vulnerability-service osv".
+PIP_AUDIT_ARGS ?=
+audit: venv-train
+	$(BIN)/pip-audit --skip-editable --strict --progress-spinner off $(PIP_AUDIT_ARGS)
 
 # About 10 minutes; every figure printed beside its target (README, "Performance").
 bench: kafka-up $(BENCH_STAMP)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgpack
 
-from streams.errors import DecodeError
+from streams.errors import DecodeError, SchemaViolation
 
 CONTENT_TYPE = "content-type"
 JSON_CONTENT_TYPE = "application/json"
 REPLAY_HEADER = "streams-replay"  # set by `streams replay`: derived outputs say replay=true
 # A single event is a few hundred bytes; a cap keeps a hostile producer from making the worker
-# allocate without bound before the schema's own length limits are even checked.
+# allocate without bound before the schema's own length limits are even checked. This is the
+# default of STREAMS_MAX_MESSAGE_BYTES (Settings.max_message_bytes).
 MAX_VALUE_BYTES = 256 * 1024
 
 Headers = Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
@@ -39,17 +41,21 @@ def encode_value(value: Mapping[str, Any]) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def decode_value(raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
-    """Decode one message value into a map, or raise DecodeError with a stable code."""
+def decode_value(
+    raw: bytes | None, headers: Headers = None, max_bytes: int = MAX_VALUE_BYTES
+) -> dict[str, Any]:
+    """Decode one message value into a map, or raise BadMessage with a stable code.
+
+    A value over `max_bytes` is refused before any decoding. NaN and infinity (msgpack floats, or
+    JSON's non-standard literals) are refused wherever they are: JSON Schema's `minimum`/`maximum`
+    let NaN through, and one NaN price would poison every comparison made with it afterwards.
+    """
     if not raw:
         raise DecodeError("empty_value", "message value is empty")
-    if len(raw) > MAX_VALUE_BYTES:
-        raise DecodeError("value_too_large", f"message value is {len(raw)} bytes, limit {MAX_VALUE_BYTES}")
+    if len(raw) > max_bytes:
+        raise DecodeError("value_too_large", f"message value is {len(raw)} bytes, limit {max_bytes}")
     if is_json(headers):
-        try:
-            value = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DecodeError("bad_json", f"value declared {JSON_CONTENT_TYPE} is not JSON: {exc}") from None
+        value = _decode_json(raw)
     else:
         try:
             value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
@@ -64,7 +70,57 @@ def decode_value(raw: bytes | None, headers: Headers = None) -> dict[str, Any]:
             ) from None
     if not isinstance(value, dict):
         raise DecodeError("not_a_map", f"value must be a map, got {type(value).__name__}")
+    _check_scalars(value, check_text=is_json(headers))
     return value
+
+
+def _decode_json(raw: bytes) -> Any:
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(raw, parse_constant=no_constants)
+    except RecursionError:
+        # msgpack stops at 1024 levels by itself (StackError); the json module recurses in C.
+        raise DecodeError("bad_json", "value declared JSON nests too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError("bad_json", f"value declared {JSON_CONTENT_TYPE} is not JSON: {exc}") from None
+
+
+def _check_scalars(value: dict[str, Any], check_text: bool) -> None:
+    """Refuse NaN/infinity anywhere, and (for JSON) strings that are not valid Unicode: a `\\ud800`
+    escape decodes to a lone surrogate, which no UTF-8 encoder (msgpack, Kafka keys) accepts later.
+    Iterative, so a deeply nested value cannot exhaust the stack."""
+    pending: list[tuple[str, dict[Any, Any] | list[Any]]] = [("data", value)]
+    while pending:
+        path, container = pending.pop()
+        children = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, child in children:
+            if check_text and isinstance(key, str) and not _is_unicode(key):
+                raise DecodeError("bad_json", f"a key in {path} is not valid Unicode (lone surrogate)")
+            if isinstance(child, float):
+                if not math.isfinite(child):
+                    where = _child_path(path, key)
+                    raise SchemaViolation("out_of_range", f"{where} is {child}, not a finite number", where)
+            elif isinstance(child, dict | list):
+                pending.append((_child_path(path, key), child))
+            elif check_text and isinstance(child, str) and not _is_unicode(child):
+                where = _child_path(path, key)
+                raise DecodeError("bad_json", f"{where} is not valid Unicode (lone surrogate)")
+
+
+def _child_path(path: str, key: object) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_key(key: str | None) -> bytes | None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from streams.codec import MAX_VALUE_BYTES
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # Logical topic names are part of the v1 contract; the physical names may carry a prefix so that
 # several apps (or several tests) share one cluster without seeing each other's traffic.
@@ -25,6 +30,53 @@ COMPACTED_TOPICS = frozenset({"catalog"})
 
 
 @dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of ours connects: TLS and/or SASL (see streams.kafka.clients)."""
+
+    protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None  # CA bundle to verify the brokers; unset: the system's CAs
+    ssl_certfile: str | None = None  # client certificate (mutual TLS)
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.protocol!r}: use one of {SECURITY_PROTOCOLS}")
+        if self.uses_sasl:
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                mechanism = self.sasl_mechanism
+                raise ValueError(f"KAFKA_SASL_MECHANISM={mechanism!r}: use one of {SASL_MECHANISMS}")
+            if not self.sasl_username or not self.sasl_password:
+                raise ValueError(f"{self.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate)")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        return cls(
+            protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+            ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
+            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
+            ssl_key_password=env.get("KAFKA_SSL_KEY_PASSWORD") or None,
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     bootstrap: str = DEFAULT_BOOTSTRAP
     topic_prefix: str = ""
@@ -41,7 +93,13 @@ class Settings:
     recent_events: int = 50
     producer_linger_ms: float = 5.0
     stall_seconds: float = 60.0  # /healthz reports a stall after this long with lag and no progress
-    api_token: str | None = None  # required by /users/{id}/state, /profile, /context; unset: closed
+    # Required by /users/{id}/state, /profile and /context; unset: those endpoints are closed.
+    api_token: str | None = field(default=None, repr=False)
+    # Larger input values are dead-lettered without being decoded.
+    max_message_bytes: int = MAX_VALUE_BYTES
+    # Keys the user-id hash in logs; without the salt a hash cannot be matched to a guessed id.
+    log_salt: str = field(default="streams", repr=False)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     advertised_url: str | None = None  # how other workers reach this one (default: http://host:port)
     overrides: dict[str, str] = field(default_factory=dict)
 
@@ -62,8 +120,17 @@ class Settings:
             stall_seconds=float(env.get("STREAMS_STALL_SECONDS", "60")),
             api_token=env.get("STREAMS_API_TOKEN") or None,
             advertised_url=env.get("STREAMS_ADVERTISED_URL") or None,
+            max_message_bytes=int(env.get("STREAMS_MAX_MESSAGE_BYTES", str(MAX_VALUE_BYTES))),
+            log_salt=env.get("STREAMS_LOG_SALT") or "streams",
+            kafka_security=KafkaSecurity.from_env(env),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        security = self.kafka_security
+        candidates = (security.sasl_password, security.ssl_key_password, self.api_token)
+        return [value for value in candidates if value]
 
     def topic(self, logical: str) -> str:
         """Physical topic name for a logical one (`clicks` -> `<prefix>clicks`)."""

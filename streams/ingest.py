@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
-from streams.codec import Headers, decode_key, decode_value
+import reprlib
+
+from streams.codec import MAX_VALUE_BYTES, Headers, decode_key, decode_value
+from streams.core.catalog import CatalogItem
 from streams.core.events import CLICKS, ORDERS, Click, Order, UserEvent
 from streams.errors import SchemaViolation
 from streams.schemas import validate
 
 _KINDS = {CLICKS: ("click", Click), ORDERS: ("order", Order)}
+_short = reprlib.Repr()
+_short.maxstring = 140  # a hostile key may be a megabyte long
+_quote = _short.repr
 
 
 def parse_user_event(
-    logical_topic: str, key: bytes | None, value: bytes | None, headers: Headers = None
+    logical_topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers = None,
+    max_bytes: int = MAX_VALUE_BYTES,
 ) -> UserEvent:
     kind, event_type = _KINDS[logical_topic]
-    decoded = decode_value(value, headers)
+    decoded = decode_value(value, headers, max_bytes)
     validate(kind, decoded)
     user_key = decode_key(key)
     # One worker owns a user only if every event of the user is keyed (so partitioned) by user_id.
     if user_key != decoded["user_id"]:
         raise SchemaViolation(
             "key_mismatch",
-            f"{kind}: message key {user_key!r} must equal user_id {decoded['user_id']!r}",
+            f"{kind}: message key {_quote(user_key)} must equal user_id {_quote(decoded['user_id'])}",
             field="key",
         )
     return event_type.from_dict(decoded)
+
+
+def parse_catalog_item(
+    value: bytes | None, headers: Headers = None, max_bytes: int = MAX_VALUE_BYTES
+) -> CatalogItem:
+    """A catalog update, or BadMessage. Live and offline both read the catalog through this, so a
+    malformed entry is ignored by both alike."""
+    return CatalogItem.from_dict(validate("catalog_item", decode_value(value, headers, max_bytes)))

@@ -45,6 +45,51 @@ def test_undecodable_values_get_stable_codes(raw: bytes | None, headers: object,
     assert caught.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("raw", "headers", "code", "field"),
+    [
+        (encode_value({**CLICK, "price": float("nan")}), None, "out_of_range", "data.price"),
+        (encode_value({**CLICK, "x": [{"y": float("inf")}]}), None, "out_of_range", "data.x[0].y"),
+        (b'{"ts": NaN}', JSON, "bad_json", None),
+        (b'{"ts": -Infinity}', JSON, "bad_json", None),
+        (b'{"item_id": "a\\ud800"}', JSON, "bad_json", None),
+        (b'{"a\\udfff": 1}', JSON, "bad_json", None),
+        (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", JSON, "bad_json", None),
+    ],
+)
+def test_values_no_encoder_or_comparison_survives_are_refused(
+    raw: bytes, headers: object, code: str, field: str | None
+) -> None:
+    with pytest.raises(BadMessage) as caught:
+        decode_value(raw, headers)  # type: ignore[arg-type]
+    assert (caught.value.code, caught.value.field) == (code, field)
+
+
+def test_the_size_cap_is_a_parameter() -> None:
+    raw = encode_value(CLICK)
+    assert decode_value(raw, max_bytes=len(raw)) == CLICK
+    with pytest.raises(DecodeError) as caught:
+        decode_value(raw, max_bytes=len(raw) - 1)
+    assert caught.value.code == "value_too_large"
+
+
+def test_integral_floats_become_ints() -> None:
+    """JSON Schema accepts 1.7e12 as an integer; the core must still see an int event time."""
+    raw = json.dumps({**CLICK, "ts": 1.7e12, "quantity": 2.0}).encode()
+    click = parse_user_event("clicks", b"u1", raw, JSON)
+    assert (click.ts, click.quantity) == (1_700_000_000_000, 2)
+    assert type(click.ts) is int and type(click.quantity) is int
+
+
+def test_a_reason_quoting_hostile_input_stays_short_and_encodable() -> None:
+    with pytest.raises(BadMessage) as caught:
+        parse_user_event("clicks", b"k" * 1_000_000, encode_value(CLICK))
+    assert caught.value.code == "key_mismatch" and len(caught.value.message) < 400
+    error = BadMessage("bad_json", "\ud800" * 5_000, field="\udfff")
+    assert len(error.message) <= 2048 and error.as_dict()["field"] == "\\udfff"
+    encode_value(error.as_dict())
+
+
 def test_keys() -> None:
     assert decode_key(b"u1") == "u1"
     assert decode_key(None) is None

@@ -14,16 +14,20 @@ import asyncio
 import msgpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.config import Settings
+from streams.kafka.clients import client_options
+
 
 async def passthrough(bootstrap: str, inputs: list[str], output: str, group: str, size: int) -> None:
+    options = client_options(Settings.from_env(bootstrap=bootstrap))  # security from the environment
     consumer = AIOKafkaConsumer(
         *inputs,
-        bootstrap_servers=bootstrap,
+        **options,
         group_id=group,
         auto_offset_reset="latest",
         enable_auto_commit=True,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**options, acks="all", linger_ms=1)
     await consumer.start()
     await producer.start()
     padding = b"x" * size

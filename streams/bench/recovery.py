@@ -20,6 +20,7 @@ from tqdm import tqdm
 from streams.bench.state import synthetic_states
 from streams.config import Settings
 from streams.core.state import UserState
+from streams.kafka.clients import client_options
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess
 from streams.live.tables import changelog_topic
@@ -28,7 +29,7 @@ from streams.partitioning import partition_for
 
 def seed_changelog(settings: Settings, templates: Sequence[UserState], count: int) -> None:
     topic = changelog_topic(settings.app_id)
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         admin.create_topics(
             [
@@ -43,7 +44,7 @@ def seed_changelog(settings: Settings, templates: Sequence[UserState], count: in
     finally:
         admin.close()
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap, acks=1, linger_ms=20, batch_size=1 << 20, compression_type=None
+        **client_options(settings), acks=1, linger_ms=20, batch_size=1 << 20, compression_type=None
     )
     try:
         for user, value in tqdm(

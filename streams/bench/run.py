@@ -25,6 +25,7 @@ from streams.bench.state import rocksdb_size, state_sizes
 from streams.bench.traffic import LoadResult, OutputWatcher, clicks, drive, recommendation_cause
 from streams.config import INPUT_TOPICS, Settings
 from streams.generate import TrafficConfig, generate_traffic
+from streams.kafka.clients import client_options
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess, free_port
 from streams.model.bench import inference_throughput
@@ -53,11 +54,11 @@ def _load_runs(
 ) -> list[LoadResult]:
     """Each offered rate for `config.seconds`, then a backlog at maximum rate (sampled by py-spy
     when `profile` gives the worker's pid and an output file)."""
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks=1, linger_ms=1)
+    producer = KafkaProducer(**client_options(settings), acks=1, linger_ms=1)
     results: list[LoadResult] = []
     at = 0
     try:
-        with OutputWatcher(settings.bootstrap, settings.topic(output), recommendation_cause) as watcher:
+        with OutputWatcher(client_options(settings), settings.topic(output), recommendation_cause) as watcher:
             for rate in [*config.offered_rates, None]:
                 count = config.max_rate_events if rate is None else int(rate * config.seconds)
                 chunk = traffic[at : at + count]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -63,8 +64,8 @@ class LoadResult:
 class OutputWatcher:
     """Consumes an output topic from its current end and notes when each cause's output arrives."""
 
-    def __init__(self, bootstrap: str, topic: str, cause_of: CauseOf) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    def __init__(self, client_options: Mapping[str, Any], topic: str, cause_of: CauseOf) -> None:
+        self.consumer = KafkaConsumer(**client_options, enable_auto_commit=False, group_id=None)
         partitions = [
             TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())
         ]

@@ -66,6 +66,7 @@ def replay(
             partitions or settings.partitions,
             out,
             zero_wallclock,
+            settings.max_message_bytes,
         )
         return
     if out is not None or model is not None or rules is not None:
@@ -92,11 +93,16 @@ def variant(model: str | None, rules: Path | None) -> Variant:
 
 
 def _replay_offline(
-    records: list[LogRecord], chosen: Variant, partitions: int, out: Path, zero_wallclock: bool
+    records: list[LogRecord],
+    chosen: Variant,
+    partitions: int,
+    out: Path,
+    zero_wallclock: bool,
+    max_message_bytes: int,
 ) -> None:
     from streams.offline.replay import run_offline, write_run
 
-    run = run_offline(records, chosen, partitions)
+    run = run_offline(records, chosen, partitions, max_message_bytes)
     paths = write_run(run, out, zero_wallclock)
     summary = run.summary()
     typer.echo(
@@ -129,8 +135,12 @@ def diff(
     from streams.offline.replay import run_offline
 
     records = list(read_log(file))
-    count = partitions or settings_from().partitions
-    runs = [run_offline(records, _variant_of(spec), count) for spec in (baseline, candidate)]
+    settings = settings_from()
+    count = partitions or settings.partitions
+    runs = [
+        run_offline(records, _variant_of(spec), count, settings.max_message_bytes)
+        for spec in (baseline, candidate)
+    ]
     report = diff_runs(records, runs[0], runs[1], n)
     typer.echo(report.table())
     if out is not None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from streams.config import Settings
+from streams.redaction import redact_secrets
 
 Bootstrap = Annotated[
     str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers [env KAFKA_BOOTSTRAP]")
@@ -23,4 +24,7 @@ def settings_from(
     app_id: str | None = None,
     **changes: object,
 ) -> Settings:
-    return Settings.from_env(bootstrap=bootstrap, topic_prefix=topic_prefix, app_id=app_id, **changes)
+    settings = Settings.from_env(bootstrap=bootstrap, topic_prefix=topic_prefix, app_id=app_id, **changes)
+    # Every command reads its secrets here, so this is where they are kept out of its logs.
+    redact_secrets(settings.secrets())
+    return settings

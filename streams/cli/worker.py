@@ -91,3 +91,11 @@ def state(
     typer.echo("recent:")
     for e in view["recent"][-10:]:
         typer.echo(f"  {e['ts']}  {e['kind']:<16} {e['item_id'] or ''}")
+
+
+@app.command("log-ref")
+def log_ref(user_id: str) -> None:
+    """The reference worker logs print instead of USER_ID (salted with STREAMS_LOG_SALT): grep for it."""
+    from streams.redaction import user_ref
+
+    typer.echo(user_ref(user_id, settings_from().log_salt))

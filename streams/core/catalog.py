@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.core.events import as_int
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogItem:
@@ -20,7 +22,7 @@ class CatalogItem:
     def from_dict(cls, value: dict[str, Any]) -> CatalogItem:
         return cls(
             item_id=value["item_id"],
-            ts=value["ts"],
+            ts=as_int(value["ts"]),
             price=value.get("price"),
             in_stock=value.get("in_stock"),
             category=value.get("category"),

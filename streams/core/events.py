@@ -16,6 +16,12 @@ ORDERS = "orders"
 SOURCE_RANK = {CLICKS: 0, ORDERS: 1}
 
 
+def as_int(value: Any) -> Any:
+    """JSON Schema calls 2.0 an integer, and a JSON tracker may send 1.7e12: the core sees ints only
+    (a float event time would leak into output ids, timers and the outputs' `ts`)."""
+    return int(value) if isinstance(value, float) else value
+
+
 @dataclass(frozen=True, slots=True)
 class Click:
     event_id: str
@@ -38,10 +44,10 @@ class Click:
             event_id=value["event_id"],
             user_id=value["user_id"],
             type=value["type"],
-            ts=value["ts"],
+            ts=as_int(value["ts"]),
             item_id=value.get("item_id"),
             session_id=value.get("session_id"),
-            quantity=value.get("quantity"),
+            quantity=as_int(value.get("quantity")),
             price=value.get("price"),
             category=value.get("category"),
             query=value.get("query"),
@@ -76,8 +82,10 @@ class Order:
             user_id=value["user_id"],
             order_id=value["order_id"],
             status=value["status"],
-            items=tuple(OrderLine(i["item_id"], i["quantity"], i.get("price")) for i in value["items"]),
-            ts=value["ts"],
+            items=tuple(
+                OrderLine(i["item_id"], as_int(i["quantity"]), i.get("price")) for i in value["items"]
+            ),
+            ts=as_int(value["ts"]),
             total=value.get("total"),
             currency=value.get("currency"),
         )

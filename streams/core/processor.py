@@ -150,6 +150,7 @@ class Processor:
         partitions: dict[int, PartitionState],
         timers: TimerIndex,
     ) -> BatchResult:
+        timers.compact()
         ledger: dict[str, UserState | None] = {}  # latest state per user touched by this batch
         snapshots: dict[str, list[tuple[int, UserState]]] = {}
         before: dict[str, UserState | None] = {}
@@ -210,6 +211,7 @@ class Processor:
         self, partition: int, now: int, load: StateLoader, timers: TimerIndex
     ) -> tuple[list[Output], dict[str, UserState]]:
         """Fire the partition's timers due at `now` (a live worker's wall-clock tick)."""
+        timers.compact()
         ledger: dict[str, UserState | None] = {}
 
         def latest(user: str) -> UserState | None:

@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 
 from streams.codec import REPLAY_HEADER, encode_key
 from streams.config import INPUT_TOPICS, Settings
+from streams.kafka.clients import client_options
 from streams.logs import LogRecord
 from streams.partitioning import partition_for
 
@@ -29,7 +30,7 @@ class ReplaySummary:
 def make_producer(settings: Settings) -> KafkaProducer:
     # Idempotence (kafka-python's default) keeps per-partition order and no duplicates across retries.
     return KafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         client_id=f"{settings.app_id}-replay",
         acks="all",
         linger_ms=5,

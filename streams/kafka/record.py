@@ -13,6 +13,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from streams.codec import DecodeError, decode_value, encode_value, is_json
 from streams.config import Settings
+from streams.kafka.clients import client_options
 from streams.logs import LogRecord
 
 
@@ -55,7 +56,7 @@ def consume_topics(
     """Yield polled batches from every partition of the topics (no consumer group: recording must
     not steal partitions from a running worker)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         client_id=f"{settings.app_id}-record",
         enable_auto_commit=False,
         group_id=None,

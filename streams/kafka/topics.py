@@ -10,6 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.config import COMPACTED_TOPICS, LOGICAL_TOPICS, Settings
+from streams.kafka.clients import client_options
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class TopicReport:
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+    return KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin")
 
 
 def ensure_topics(settings: Settings, logical: tuple[str, ...] = LOGICAL_TOPICS) -> list[TopicReport]:

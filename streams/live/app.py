@@ -42,6 +42,7 @@ from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
+from streams.kafka.clients import client_options, faust_credentials
 from streams.live.catalog import CatalogFollower
 from streams.live.context import PartitionContexts
 from streams.live.fetch import FetchView
@@ -49,7 +50,9 @@ from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
+from streams.live.watchers import WatchIndex
 from streams.partitioning import partition_for
+from streams.redaction import user_ref
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class Worker:
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap}",
+            broker_credentials=faust_credentials(settings),
             store="rocksdb://",
             # One folder per app id: tables of different apps must never share RocksDB files.
             datadir=str(datadir),
@@ -100,6 +104,10 @@ class Worker:
             # A SIGKILLed worker holds its partitions until the session times out: keep that short.
             broker_session_timeout=10.0,
             broker_heartbeat_interval=2.0,
+            # Faust's /table/{name}/{key} would serve any user's raw state without a token, and
+            # /router the cluster's layout; our views route through app.router without them.
+            web_tables_enabled=False,
+            web_router_enabled=False,
         )
         app = self.app
         self.inputs = app.topic(
@@ -121,9 +129,12 @@ class Worker:
         self.partition_table = app.Table("partition_state", **table_args)
         self.latest = app.Table("latest_recommendation", **table_args)
         self.catalog = CatalogFollower(
-            settings.bootstrap, settings.topic("catalog"), on_update=self._catalog_changed
+            client_options(settings),
+            settings.topic("catalog"),
+            on_update=self._catalog_changed,
+            max_bytes=settings.max_message_bytes,
         )
-        self.watchers: dict[str, set[str]] = {}  # item -> local users who saw it (price drop, restock)
+        self.watchers = WatchIndex()  # item -> local users who saw it (price drop, restock)
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
             recommender,
@@ -200,7 +211,7 @@ class Worker:
             if not isinstance(key, bytes) or key.startswith(b"__faust"):
                 continue
             state = decode_state(raw)
-            self._note_watch(state)
+            self.watchers.note(state)
             for kind, due in state.timers.items():
                 self.timers.add(partition, due, state.user_id, kind)
                 count += 1
@@ -315,7 +326,9 @@ class Worker:
         self.metrics.events_in.labels(logical).inc()
         self.counts["events"] += 1
         try:
-            parsed = parse_user_event(logical, message.key, message.value, message.headers)
+            parsed = parse_user_event(
+                logical, message.key, message.value, message.headers, self.settings.max_message_bytes
+            )
         except BadMessage as exc:
             await self._dead_letter(event, exc)
             return None
@@ -364,13 +377,9 @@ class Worker:
         """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
         return partition_for(user_id, self.settings.partitions)
 
-    def _note_watch(self, state: UserState) -> None:
-        for item in state.watch:
-            self.watchers.setdefault(item, set()).add(state.user_id)
-
     def _store(self, states: Mapping[str, UserState], partitions: dict[str, int], changed: set[int]) -> None:
         for user, state in states.items():
-            self._note_watch(state)
+            self.watchers.note(state)
             with self.contexts.partition(partitions[user]):
                 self.states[user.encode()] = encode_state(state)
         for p in changed:
@@ -421,7 +430,16 @@ class Worker:
         message = event.message
         self.counts["dead_letters"] += 1
         self.metrics.dead_letters.labels(error.code).inc()
-        log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, error.message)
+        # The reason may quote the key and the user_id: the log gets the code and a hashed key only.
+        log.info(
+            "dead letter %s[%d]@%d %s: %s%s",
+            message.topic,
+            message.partition,
+            message.offset,
+            user_ref(message.key, self.settings.log_salt),
+            error.code,
+            f" ({error.field})" if error.field else "",
+        )
         value = dead_letter_value(
             message.topic,
             message.partition,
@@ -430,8 +448,9 @@ class Worker:
             message.value,
             error,
             ts=int(message.timestamp * 1000) if message.timestamp else int(time.time() * 1000),
+            max_bytes=self.settings.max_message_bytes,
         )
-        await self.dead_letters.send(key=message.key, value=encode_value(value))
+        await self.dead_letters.send(key=value["key"], value=encode_value(value))
 
     # -- timers on the wall clock ------------------------------------------------------------------------
 
@@ -468,7 +487,7 @@ class Worker:
         """Price-drop and back-in-stock triggers for this worker's users who saw the item."""
         async with self.lock:
             owned = {tp.partition for tp in self.app.consumer.assignment()}
-            users = [u for u in self.watchers.get(item.item_id, ()) if self.partition_for(u) in owned]
+            users = [u for u in self.watchers.users(item.item_id) if self.partition_for(u) in owned]
 
             def load(user_id: str) -> UserState | None:
                 with self.contexts.partition(self.partition_for(user_id)):

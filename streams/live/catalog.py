@@ -9,24 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.codec import decode_value
+from streams.codec import MAX_VALUE_BYTES, Headers
 from streams.core.catalog import CatalogItem
 from streams.errors import BadMessage
-from streams.schemas import validate
+from streams.ingest import parse_catalog_item
 
 log = logging.getLogger(__name__)
 
 
 class CatalogFollower:
     def __init__(
-        self, bootstrap: str, topic: str, on_update: Callable[[CatalogItem], None] | None = None
+        self,
+        client_options: Mapping[str, Any],
+        topic: str,
+        on_update: Callable[[CatalogItem], None] | None = None,
+        max_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.client_options = client_options  # streams.kafka.clients.client_options: bootstrap, security
         self.topic = topic
+        self.max_bytes = max_bytes
         self.items: dict[str, CatalogItem] = {}
         self.ready = asyncio.Event()
         self.on_update = on_update
@@ -50,7 +56,7 @@ class CatalogFollower:
             self.ready.set()
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(**self.client_options, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
             metadata = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
@@ -70,7 +76,7 @@ class CatalogFollower:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for tp, messages in batches.items():
                     for message in messages:
-                        self._apply(message.value)
+                        self._apply(message.value, message.headers)
                     if tp in pending and messages and messages[-1].offset + 1 >= end[tp]:
                         pending.discard(tp)
                 if not self.ready.is_set() and not pending:
@@ -79,15 +85,14 @@ class CatalogFollower:
         finally:
             await consumer.stop()
 
-    def _apply(self, raw: bytes | None) -> None:
+    def _apply(self, raw: bytes | None, headers: Headers = None) -> None:
         if raw is None:
             return
         try:
-            value = validate("catalog_item", decode_value(raw))
+            item = parse_catalog_item(raw, headers, self.max_bytes)
         except BadMessage:
             self.rejected += 1  # a malformed catalog entry is as good as none
             return
-        item = CatalogItem.from_dict(value)
         self.items[item.item_id] = item
         if self.on_update is not None and self.ready.is_set():
             self.on_update(item)

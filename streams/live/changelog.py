@@ -6,6 +6,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.config import Settings
 from streams.core.state import UserState
+from streams.kafka.clients import client_options
 from streams.live.tables import changelog_topic, decode_state
 from streams.partitioning import partition_for
 
@@ -13,7 +14,7 @@ from streams.partitioning import partition_for
 def read_states(settings: Settings, user_id: str | None = None) -> dict[str, UserState]:
     """Latest state per user (or of one user: only its partition is read)."""
     topic = changelog_topic(settings.app_id)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     try:
         ids = consumer.partitions_for_topic(topic)
         if not ids:

@@ -218,7 +218,10 @@ async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.St
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        worker.subscribers.get(user_id, set()).discard(queue)
+        queues = worker.subscribers.get(user_id, set())
+        queues.discard(queue)
+        if not queues:  # else every user id ever asked for would stay a key
+            worker.subscribers.pop(user_id, None)
     return response
 
 

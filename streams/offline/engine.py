@@ -12,19 +12,17 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.codec import REPLAY_HEADER
+from streams.codec import MAX_VALUE_BYTES, REPLAY_HEADER
 from streams.config import INPUT_TOPICS
-from streams.core.catalog import CatalogItem
 from streams.core.events import SOURCE_RANK, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor
 from streams.core.state import UserState
 from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
-from streams.ingest import parse_user_event
+from streams.ingest import parse_catalog_item, parse_user_event
 from streams.logs import LogRecord
 from streams.partitioning import partition_for
-from streams.schemas import validate
 
 
 @dataclass
@@ -45,7 +43,12 @@ class _Pending:
 
 class OfflineEngine:
     def __init__(
-        self, processor: Processor, partitions: int = 8, batch_size: int = 256, replay: bool = True
+        self,
+        processor: Processor,
+        partitions: int = 8,
+        batch_size: int = 256,
+        replay: bool = True,
+        max_message_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
         if not isinstance(processor.catalog, dict):
             raise TypeError(
@@ -55,6 +58,7 @@ class OfflineEngine:
         self.partitions = partitions
         self.batch_size = batch_size
         self.replay = replay
+        self.max_message_bytes = max_message_bytes  # the worker's STREAMS_MAX_MESSAGE_BYTES
         self.result = OfflineResult()
         self.timers = TimerIndex()
         self._offsets: dict[tuple[str, int], int] = {}
@@ -78,11 +82,14 @@ class OfflineEngine:
         offset = self._offsets[slot] = self._offsets.get(slot, -1) + 1
         self.result.events += 1
         key = None if record.key is None else record.key.encode()
+        value = record.wire_value()
         try:
-            event = parse_user_event(record.topic, key, record.wire_value(), record.wire_headers())
+            event = parse_user_event(record.topic, key, value, record.wire_headers(), self.max_message_bytes)
         except BadMessage as exc:
             self.result.dead_letters.append(
-                dead_letter_value(record.topic, partition, offset, key, record.wire_value(), exc, record.ts)
+                dead_letter_value(
+                    record.topic, partition, offset, key, value, exc, record.ts, self.max_message_bytes
+                )
             )
             return
         replay = self.replay or REPLAY_HEADER in record.headers
@@ -117,12 +124,9 @@ class OfflineEngine:
 
     def _catalog(self, record: LogRecord) -> None:
         try:
-            value = validate("catalog_item", record.value) if record.value is not None else None
+            item = parse_catalog_item(record.wire_value(), record.wire_headers(), self.max_message_bytes)
         except BadMessage:
-            value = None
-        if value is None:
-            return
-        item = CatalogItem.from_dict(value)
+            return  # ignored, as the worker's catalog follower ignores it
         self.processor.catalog[item.item_id] = item  # type: ignore[index]
         watchers = [u for u, state in self.result.states.items() if item.item_id in state.watch]
         outputs, states = self.processor.on_catalog(item, watchers, self.result.states.get)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.codec import MAX_VALUE_BYTES
 from streams.core.config import RulesConfig
 from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
@@ -109,12 +110,14 @@ class OfflineRun:
         }
 
 
-def run_offline(records: Iterable[LogRecord], variant: Variant, partitions: int) -> OfflineRun:
+def run_offline(
+    records: Iterable[LogRecord], variant: Variant, partitions: int, max_message_bytes: int = MAX_VALUE_BYTES
+) -> OfflineRun:
     recommender = variant.recommender()
     rules = variant.rules_config()
     processor = Processor(recommender, rules, catalog={})
     started = time.perf_counter()
-    result = OfflineEngine(processor, partitions).run(records)
+    result = OfflineEngine(processor, partitions, max_message_bytes=max_message_bytes).run(records)
     return OfflineRun(variant, recommender.version, rules, result, partitions, time.perf_counter() - started)
 
 

@@ -27,6 +27,14 @@ def get(url: str, token: str | None = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read() or b"null")
 
 
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def latest_on_topic(settings: Settings) -> dict[str, dict[str, Any]]:
     latest: dict[str, tuple[int, dict[str, Any]]] = {}
     for m in read_topic(settings, "recommendations"):
@@ -81,6 +89,14 @@ def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_
             assert get(f"{base}/users/{users[0]}/state")[0] == 401
             status, state = get(f"{base}/users/{users[0]}/state", token="s3cret")
             assert status == 200 and state["user_id"] == users[0]
+            # Faust's own views would serve any table row, and the cluster layout, to anyone.
+            for path in (
+                f"/table/user_state/{users[0]}/",
+                "/table/",
+                "/router/",
+                f"/router/user_state/{users[0]}/",
+            ):
+                assert get_status(f"{base}{path}") == 404, path
             status, spec = get(f"{base}/openapi.json")
             assert status == 200 and "/users/{user_id}/recommendations" in spec["paths"]
             metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
