@@ -45,6 +45,9 @@ def train(
             "--bf16/--no-bf16", help="bfloat16 catalogue matmuls while training; default: if the CPU has it"
         ),
     ] = None,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="the last epoch also trains on the validation sessions")
+    ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -66,6 +69,7 @@ def train(
         dropout=dropout,
         scale=scale,
         bf16=bf16,
+        refit=refit,
         seed=seed,
         threads=threads,
     )

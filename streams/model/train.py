@@ -61,6 +61,9 @@ class TrainConfig:
     # epoch); None = on where the CPU has native bfloat16 (AVX512-BF16/AMX). Validation and export are
     # always float32.
     bf16: bool | None = None
+    # The last planned epoch also trains on the validation sessions: they are the most recent ones, the
+    # closest to whatever the model will serve next. Validation metrics then come from the epoch before.
+    refit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -486,18 +489,24 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     if len(valid_points) > config.max_valid_points:
         valid_points = np.sort(rng.choice(valid_points, config.max_valid_points, replace=False))
     has_labels = bool((data.label >= 0).any())
+    all_points = np.arange(len(data.point_seq))
     history: list[dict[str, float]] = []
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     started = time.monotonic()
     decay_after = config.decay_after
-    for epoch in range(1, config.epochs + 1):
+    planned = config.epochs  # the budget may lower it after each epoch
+    epoch = 0
+    while epoch < planned:
+        epoch += 1
+        refit = config.refit and epoch == planned and epoch > 1 and len(valid_points) > 0
         lr = config.lr * config.lr_decay ** max(0, epoch - decay_after)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
         epoch_start = time.monotonic()
-        batches = _batches(data, train_points, config.batch_size, rng)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress)
+        batches = _batches(data, all_points if refit else train_points, config.batch_size, rng)
+        label = f"epoch {epoch}/{planned}" + (" (train + validation)" if refit else "")
+        bar = tqdm(batches, desc=label, unit="batch", disable=not progress)
         running = 0.0
         for step, points in enumerate(bar, 1):
             weight = config.intent_weight if has_labels else 0.0
@@ -517,9 +526,14 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         epoch_seconds = time.monotonic() - epoch_start
         metrics = evaluate_points(model, data, valid_points) if len(valid_points) else {}
         row = {"epoch": epoch, "loss": running, "seconds": round(epoch_seconds, 1), "lr": lr, **metrics}
+        if refit:
+            row["refit"] = 1.0  # its validation metrics are not held out
         history.append(row)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
         tqdm.write(f"epoch {epoch}: {shown}")
+        if refit:  # the planned last epoch: kept whatever its (no longer held-out) score says
+            best_epoch, best_state = epoch, None
+            break
         # Early stopping on HR@20 + MRR@20 (both are bars we report), or intent AUC if no targets.
         score = metrics.get("HR@20", 0.0) + metrics.get("MRR@20", 0.0) + metrics.get("intent_auc", 0.0)
         if not len(valid_points) or score > best_score:
@@ -533,18 +547,26 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         # The cap is a budget: stop when one more epoch (at the mean pace so far) would overrun it.
         if config.max_minutes:
             spent = time.monotonic() - started
-            fit = epoch + int((config.max_minutes * 60 - spent) // (spent / epoch))
+            pace = spent / epoch
+            fit = epoch + int((config.max_minutes * 60 - spent) // pace)
+            if config.refit and epoch < fit < config.epochs:
+                # A refit epoch also runs over the validation sessions: check that the shortened last
+                # epoch, now the refit one, still fits with its extra share of points.
+                extra = pace * len(valid_points) / max(1, len(train_points))
+                fit = epoch + int((config.max_minutes * 60 - spent - extra) // pace)
             if fit <= epoch:
                 tqdm.write(f"time budget of {config.max_minutes} min: stopping after epoch {epoch}")
                 break
+            planned = min(config.epochs, fit)
             # The low learning rates at the end are where most of the last gains come from, so when the
             # budget (a busy machine) cuts the schedule short, the decay starts earlier: the last three
             # epochs that fit still anneal. It only ever moves earlier, so the rate never goes back up.
-            decay_after = min(decay_after, max(1, min(config.epochs, fit) - 3))
+            decay_after = min(decay_after, max(1, planned - 3))
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    best = next(row for row in history if row["epoch"] == best_epoch)
+    honest = [row for row in history if "refit" not in row]
+    best = next((row for row in honest if row["epoch"] == best_epoch), honest[-1] if honest else history[-1])
     final: dict[str, Any] = {
         "best_epoch": best_epoch,
         "epochs_run": len(history),
@@ -552,7 +574,10 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         "train_minutes": round((time.monotonic() - started) / 60, 2),
         "validation": {k: v for k, v in best.items() if k not in ("epoch", "loss", "seconds", "lr")},
     }
-    report = intent_report(model, data)
+    refitted = [row["epoch"] for row in history if "refit" in row]
+    if refitted:
+        final["refit_epoch"] = refitted[0]
+    report = intent_report(model, data) if not refitted else {}  # held-out sessions only
     if report:
         final["intent_validation_sessions"] = report
     return TrainResult(model, data, config, final, history)
