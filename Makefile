@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: bench default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: bench soak default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -16,6 +16,7 @@ help:
 	@echo "make kafka-up     start the local Kafka 3.9.2 broker (127.0.0.1:9092); kafka-down stops it"
 	@echo "make worker       run a worker in the foreground"
 	@echo "make bench        throughput, latency, state size, recovery (bench/results.json, bench/latency.png)"
+	@echo "make soak         30 min of traffic, worker SIGKILLed every 5 min: lost events, memory (bench/soak.json)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +73,10 @@ test: lint venv-train kafka-up
 # About 10 minutes; every figure printed beside its target (README, "Performance").
 bench: kafka-up $(BENCH_STAMP)
 	$(BIN)/streams bench --out bench
+
+# 30 minutes plus the drain; prints events in and out, dead letters, lost events and memory (README, "Soak").
+soak: kafka-up
+	$(BIN)/streams soak --out bench
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache
