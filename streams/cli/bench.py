@@ -43,7 +43,7 @@ def bench(
 @app.command()
 def soak(
     minutes: Annotated[float, typer.Option(help="How long traffic is sent")] = 30.0,
-    rate: Annotated[float, typer.Option(help="Offered events/s")] = 200.0,
+    rate: Annotated[float, typer.Option(help="Offered events/s")] = 100.0,
     kill_every: Annotated[float, typer.Option(help="Seconds between SIGKILLs of the worker")] = 300.0,
     out: Annotated[Path, typer.Option(help="Folder for soak.json")] = Path("bench"),
     bootstrap: Bootstrap = None,
