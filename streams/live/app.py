@@ -56,6 +56,7 @@ RESUME_AT = 500
 # A consumer that reaches the broker gets a fetch response per partition at least every 1.5 s
 # (Faust's fetch_max_wait_ms) while nothing fetched waits: none for this long means unreachable.
 UNANSWERED_AFTER_MS = 5000
+IN_FLIGHT_LIMIT_S = 30.0
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -151,6 +152,7 @@ class Worker:
         self._fetch: FetchView | None = None
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
+        self._in_flight: dict[TP, tuple[int, float]] = {}  # consumer position, and since when
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -202,6 +204,7 @@ class Worker:
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             self._paused.discard(tp)
+            self._in_flight.pop(tp, None)
             self.sequencer.drop_partition(tp.partition)
             self.partitions.pop(tp.partition, None)
             self.timers.drop_partition(tp.partition)
@@ -298,12 +301,23 @@ class Worker:
     def _stalled(self, topic: str, partition: int) -> bool:
         """Nothing of this topic-partition is on its way to the sequencer although the broker
         answers fetches for it: records the consumer handed out but the agent has not reached yet
-        (a busy process) and a silent broker (restarting) are delays, not a stall."""
-        state = self.fetch.state(TP(topic, partition))
+        (a busy process) and a silent broker (restarting) are delays, not a stall. Handed-out
+        records that have not arrived after IN_FLIGHT_LIMIT_S never will: then it is a stall."""
+        tp = TP(topic, partition)
+        state = self.fetch.state(tp)
         if state is None or state.polled_at is None or state.position is None:
             return False
-        answering = time.time() * 1000 - state.polled_at < UNANSWERED_AFTER_MS
-        return answering and state.position <= self._last_seen(topic, partition) + 1
+        now = time.time()
+        if now * 1000 - state.polled_at >= UNANSWERED_AFTER_MS:
+            return False
+        if state.position <= self._last_seen(topic, partition) + 1:
+            self._in_flight.pop(tp, None)
+            return True
+        position, since = self._in_flight.setdefault(tp, (state.position, now))
+        if position != state.position:
+            self._in_flight[tp] = (state.position, now)
+            return False
+        return now - since > IN_FLIGHT_LIMIT_S
 
     def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
         state = self.fetch.state(TP(topic, partition))

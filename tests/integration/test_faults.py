@@ -92,9 +92,8 @@ def assert_each_event_applied_once(states: dict[str, Any], records: list[LogReco
 @pytest.mark.xfail(
     raises=AssertionError,
     strict=False,
-    reason="known bug, open: in its one run so far, 1 user of 2,447 ended with a browse-abandonment "
-    "timer still pending whose trigger had been sent before a kill (the trigger is on its topic; "
-    "the state recording it never reached the changelog, and the timer never fired again)",
+    reason="open bugs (README, Tests): a browse-abandonment timer pending again after its trigger "
+    "was sent and the worker killed (1 user of 2,447); last orders never applied (47 users, one run)",
 )
 def test_five_sigkills_during_a_100k_replay_lose_nothing_and_apply_nothing_twice(
     settings: Settings, tmp_path: Path
