@@ -92,8 +92,8 @@ def assert_each_event_applied_once(states: dict[str, Any], records: list[LogReco
 @pytest.mark.xfail(
     raises=AssertionError,
     strict=False,
-    reason="open bugs (README, Tests): a browse-abandonment timer pending again after its trigger "
-    "was sent and the worker killed (1 user of 2,447); last orders never applied (47 users, one run)",
+    reason="open bug (README, Tests): a browse-abandonment timer pending again after its trigger "
+    "was sent and the worker killed (1 user of 2,447, one run of three)",
 )
 def test_five_sigkills_during_a_100k_replay_lose_nothing_and_apply_nothing_twice(
     settings: Settings, tmp_path: Path
