@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: audit bench default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: audit bench soak default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -17,6 +17,7 @@ help:
 	@echo "make worker       run a worker in the foreground"
 	@echo "make bench        throughput, latency, state size, recovery (bench/results.json, bench/latency.png)"
 	@echo "make audit        known vulnerabilities in the installed packages (pip-audit; CI runs it)"
+	@echo "make soak         30 min of traffic, worker SIGKILLed every 5 min: lost events, memory (bench/soak.json)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +85,10 @@ audit: venv-train
 # About 10 minutes; every figure printed beside its target (README, "Performance").
 bench: kafka-up $(BENCH_STAMP)
 	$(BIN)/streams bench --out bench
+
+# 30 minutes plus the drain; prints events in and out, dead letters, lost events and memory (README, "Soak").
+soak: kafka-up
+	$(BIN)/streams soak --out bench
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache

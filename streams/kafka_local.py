@@ -67,6 +67,9 @@ class LocalKafkaConfig:
     # Set when KAFKA_BOOTSTRAP points at a cluster we don't manage; then up/down never touch processes.
     external_bootstrap: str | None = None
     extra_properties: dict[str, str] = field(default_factory=dict)
+    # Where the jars are (default: `cache_dir/libs`). A second broker with its own data, ports and
+    # logs (a fault test that stops and restarts it) can share another cache's jars.
+    jars_dir: Path | None = None
 
     @classmethod
     def from_env(cls, **changes: Any) -> LocalKafkaConfig:
@@ -83,7 +86,7 @@ class LocalKafkaConfig:
 
     @property
     def libs_dir(self) -> Path:
-        return self.cache_dir / "libs"
+        return self.jars_dir if self.jars_dir is not None else self.cache_dir / "libs"
 
     @property
     def data_dir(self) -> Path:
@@ -305,7 +308,7 @@ class LocalKafka:
         cfg.logs_dir.mkdir(parents=True, exist_ok=True)
         # Copy into a scratch directory and swap it in, so an interrupted fetch never leaves a
         # half-filled libs/ that the marker check could later mistake for a good one.
-        partial = cfg.cache_dir / "libs.partial"
+        partial = cfg.libs_dir.with_name(cfg.libs_dir.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         cmd = [
             mvn, "-B", "-ntp", "-Dstyle.color=never", "-f", str(cfg.pom),

@@ -33,13 +33,14 @@ from streams.offline.replay import Variant, run_offline
 from streams.serving import default_model_dir
 
 
-def _isolated(base: Settings, config: BenchConfig, scratch: Path, role: str) -> Settings:
+def isolated(base: Settings, partitions: int, scratch: Path, role: str) -> Settings:
+    """Topics, app id, data folder and web port of one run's own, on the given cluster."""
     name = f"bench-{role}-{uuid.uuid4().hex[:8]}"
     return replace(
         base,
         topic_prefix=f"{name}-",
         app_id=name,
-        partitions=config.partitions,
+        partitions=partitions,
         data_dir=str(scratch / name),
         web_port=free_port(),
     )
@@ -80,7 +81,7 @@ def _load_runs(
 def _worker_runs(
     base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path, out: Path
 ) -> list[LoadResult]:
-    settings = _isolated(base, config, scratch, "worker")
+    settings = isolated(base, config.partitions, scratch, "worker")
     ensure_topics(settings)
     worker = WorkerProcess(settings, scratch / f"{settings.app_id}.log", tick_seconds=5.0).start()
     try:
@@ -95,7 +96,7 @@ def _worker_runs(
 def _passthrough_runs(
     base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path
 ) -> list[LoadResult]:
-    settings = _isolated(base, config, scratch, "passthrough")
+    settings = isolated(base, config.partitions, scratch, "passthrough")
     ensure_topics(settings)
     log = (scratch / f"{settings.app_id}.log").open("wb")
     process = subprocess.Popen(
@@ -177,7 +178,7 @@ def run_bench(config: BenchConfig, base: Settings, out: Path) -> dict[str, Any]:
     results["passthrough"] = [r.as_dict() for r in ceiling]
 
     print(f"recovery of {config.state_users:,} users:")
-    settings = _isolated(base, config, scratch, "recovery")
+    settings = isolated(base, config.partitions, scratch, "recovery")
     results["recovery"] = recovery_times(settings, templates, config.state_users, scratch)
     print(f"  {json.dumps(results['recovery'])}")
     shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,8 @@ class OutputWatcher:
         for tp in partitions:
             self.consumer.position(tp)  # resolve "end" now, before anything is produced
         self.cause_of = cause_of
-        self.arrived: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}  # cause -> when its first output arrived
+        self.copies: Counter[str] = Counter()  # cause -> outputs seen (more than 1: re-emitted)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -95,9 +97,10 @@ class OutputWatcher:
                     cause = self.cause_of(message.value)
                     if cause is not None:
                         self.arrived.setdefault(cause, now)
+                        self.copies[cause] += 1
 
 
-def _paced(records: list[LogRecord], rate: float | None) -> Iterator[tuple[int, LogRecord]]:
+def paced(records: list[LogRecord], rate: float | None) -> Iterator[tuple[int, LogRecord]]:
     started = time.monotonic()
     for n, record in enumerate(records):
         if rate:
@@ -119,7 +122,7 @@ def drive(
     sent_at: dict[str, float] = {}
     result = LoadResult(rate)
     first = time.monotonic()
-    for _, record in _paced(records, rate):
+    for _, record in paced(records, rate):
         assert record.value is not None
         sent_at[record.value["event_id"]] = time.monotonic()
         producer.send(

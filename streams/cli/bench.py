@@ -38,3 +38,24 @@ def bench(
     results = run_bench(config, settings_from(bootstrap), out)
     typer.echo("\n" + table(results))
     typer.echo(f"\n{out / 'results.json'}, {out / 'latency.png'}")
+
+
+@app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(help="How long traffic is sent")] = 30.0,
+    rate: Annotated[float, typer.Option(help="Offered events/s")] = 100.0,
+    kill_every: Annotated[float, typer.Option(help="Seconds between SIGKILLs of the worker")] = 300.0,
+    out: Annotated[Path, typer.Option(help="Folder for soak.json")] = Path("bench"),
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Generated traffic with periodic worker kills: events in and out, dead letters, lost events
+    (exit status 1 unless 0) and the worker's memory over time."""
+    from streams.bench.soak import SoakConfig, run_soak, summary
+    from streams.cli.options import settings_from
+
+    config = SoakConfig(minutes=minutes, rate=rate, kill_every=kill_every)
+    result = run_soak(config, settings_from(bootstrap), out)
+    typer.echo("\n" + summary(result))
+    typer.echo(f"\n{out / 'soak.json'}")
+    if result.lost:
+        raise typer.Exit(1)

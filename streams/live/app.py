@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 
 PAUSE_AT = 2000  # held events of one topic-partition before it is paused
 RESUME_AT = 500
+# A consumer that reaches the broker gets a fetch response per partition at least every 1.5 s
+# (Faust's fetch_max_wait_ms) while nothing fetched waits: none for this long means unreachable.
+UNANSWERED_AFTER_MS = 5000
+IN_FLIGHT_LIMIT_S = 30.0
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -164,6 +168,7 @@ class Worker:
         self._fetch: FetchView | None = None
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
+        self._in_flight: dict[TP, tuple[int, float]] = {}  # consumer position, and since when
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -220,6 +225,7 @@ class Worker:
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             self._paused.discard(tp)
+            self._in_flight.pop(tp, None)
             self.sequencer.drop_partition(tp.partition)
             self.partitions.pop(tp.partition, None)
             self.timers.drop_partition(tp.partition)
@@ -257,7 +263,7 @@ class Worker:
         if self._stream is None or not self.catalog.ready.is_set():
             return  # never recommend from a half-loaded catalog: events wait in the sequencer
         async with self.lock:
-            ready = self.sequencer.release(self._caught_up)
+            ready = self.sequencer.release(self._caught_up, self._stalled)
             if not ready:
                 return
             try:
@@ -308,15 +314,42 @@ class Worker:
     def processed(self) -> int:
         return self.counts["applied"] + self.counts["redelivered"] + self.counts["dead_letters"]
 
-    def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
-        state = self.fetch.state(TP(topic, partition))
-        if state is None:  # not assigned (mid-rebalance): nothing to wait for here
-            return True
+    def _last_seen(self, topic: str, partition: int) -> int:
+        last_offset = self.sequencer.last_offset(topic, partition)
         if last_offset is None:
             # Nothing read since assignment: what this partition processed before (its state
             # survives restarts through the changelog) is where the topic is caught up to.
             logical = self.settings.logical(topic) or topic
             last_offset = self._partition_state(partition).offsets.get(f"{logical}/{partition}", -1)
+        return last_offset
+
+    def _stalled(self, topic: str, partition: int) -> bool:
+        """Nothing of this topic-partition is on its way to the sequencer although the broker
+        answers fetches for it: records the consumer handed out but the agent has not reached yet
+        (a busy process) and a silent broker (restarting) are delays, not a stall. Handed-out
+        records that have not arrived after IN_FLIGHT_LIMIT_S never will: then it is a stall."""
+        tp = TP(topic, partition)
+        state = self.fetch.state(tp)
+        if state is None or state.polled_at is None or state.position is None:
+            return False
+        now = time.time()
+        if now * 1000 - state.polled_at >= UNANSWERED_AFTER_MS:
+            return False
+        if state.position <= self._last_seen(topic, partition) + 1:
+            self._in_flight.pop(tp, None)
+            return True
+        position, since = self._in_flight.setdefault(tp, (state.position, now))
+        if position != state.position:
+            self._in_flight[tp] = (state.position, now)
+            return False
+        return now - since > IN_FLIGHT_LIMIT_S
+
+    def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
+        state = self.fetch.state(TP(topic, partition))
+        if state is None:  # not assigned (mid-rebalance): nothing to wait for here
+            return True
+        if last_offset is None:
+            last_offset = self._last_seen(topic, partition)
         return (state.polled_at or 0) >= since and state.caught_up(last_offset)
 
     async def _admit(self, event: EventT) -> Incoming | None:
@@ -331,6 +364,7 @@ class Worker:
             )
         except BadMessage as exc:
             await self._dead_letter(event, exc)
+            self.sequencer.skip(message.topic, message.partition, message.offset)
             return None
         replay = header_value(message.headers, REPLAY_HEADER) is not None
         return Incoming(

@@ -18,6 +18,7 @@ from faust.types import TP
 class FetchState:
     highwater: int | None  # log end offset as of the last fetch response
     polled_at: int | None  # wall-clock ms of that fetch response
+    position: int | None = None  # next offset the consumer hands out (all before it left aiokafka)
 
     def caught_up(self, last_seen: int) -> bool:
         """Nothing in the partition beyond offset `last_seen` (-1: nothing seen)."""
@@ -40,7 +41,8 @@ class FetchView:
             return None
         if partition is None:
             return None
-        return FetchState(partition.highwater, partition.timestamp)
+        position = partition.position if partition.has_valid_position else None
+        return FetchState(partition.highwater, partition.timestamp, position)
 
     def polled_at(self, tp: TP) -> int | None:
         state = self.state(tp)

@@ -26,6 +26,8 @@ from faust.types import EventT
 Entry = tuple[EventT, Any]  # the Faust event and what the caller attached to it
 # caught_up(topic, partition, last offset pushed or None, fetched at or after this wall-clock ms)
 CaughtUp = Callable[[str, int, int | None, int], bool]
+# stalled(topic, partition): nothing of it is on its way here although the broker answers for it
+Stalled = Callable[[str, int], bool]
 
 
 @dataclass(slots=True)
@@ -40,6 +42,7 @@ class _Queues:
     by_topic: dict[str, deque[_Held]] = field(default_factory=dict)
     last_offset: dict[str, int] = field(default_factory=dict)
     last_arrival: dict[str, float] = field(default_factory=dict)  # monotonic, per topic
+    last_moving: dict[str, float] = field(default_factory=dict)  # monotonic, per awaited topic
 
 
 class PartitionSequencer:
@@ -59,8 +62,15 @@ class PartitionSequencer:
         queues.last_offset[message.topic] = message.offset
         message.incref()  # released by the caller's ack after processing
 
-    def release(self, caught_up: CaughtUp) -> list[Entry]:
-        """Entries that may be processed now, in order."""
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """A message that is not held (refused at admission) was still read: a topic-partition
+        that ends with one is caught up, not waiting for it."""
+        queues = self.partitions.setdefault(partition, _Queues())
+        queues.last_offset[topic] = max(offset, queues.last_offset.get(topic, -1))
+
+    def release(self, caught_up: CaughtUp, stalled: Stalled | None = None) -> list[Entry]:
+        """Entries that may be processed now, in order. `stalled` (default: always) tells whether an
+        awaited topic-partition has really stopped, rather than being slow to reach us."""
         now = time.monotonic()
         out: list[Entry] = []
         for partition, queues in self.partitions.items():
@@ -74,9 +84,16 @@ class PartitionSequencer:
                     ready = all(caught_up(t, partition, queues.last_offset.get(t), since) for t in waiting)
                     # The valve opens only when the awaited topic has stalled: a partition that
                     # is merely behind (a backlog) keeps delivering, and each arrival resets it.
+                    # So do records already fetched but still on their way through this busy
+                    # process, and a broker that does not answer (restarting, unreachable):
+                    # nothing can be gained by releasing early then, only order lost.
+                    for t in waiting:
+                        if stalled is not None and not stalled(t, partition):
+                            queues.last_moving[t] = now
                     waited = max(
                         min(held.arrived for held in heads.values()),
                         *(queues.last_arrival.get(t, 0.0) for t in waiting),
+                        *(queues.last_moving.get(t, 0.0) for t in waiting),
                     )
                     if not ready and now - waited < self.max_wait:
                         break

@@ -11,20 +11,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.codec import decode_value
 from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord
-from tests.integration.harness import WorkerProcess, free_port, produce, read_topic, start_worker, wait_until
-
-
-def get(url: str, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+from tests.integration.harness import (
+    WorkerProcess,
+    free_port,
+    get,
+    latest_on_topic,
+    produce,
+    read_topic,
+    start_worker,
+    wait_until,
+)
 
 
 def get_status(url: str) -> int:
@@ -33,15 +32,6 @@ def get_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def latest_on_topic(settings: Settings) -> dict[str, dict[str, Any]]:
-    latest: dict[str, tuple[int, dict[str, Any]]] = {}
-    for m in read_topic(settings, "recommendations"):
-        key = m.key.decode()
-        if key not in latest or m.offset > latest[key][0]:
-            latest[key] = (m.offset, decode_value(m.value))
-    return {k: v for k, (_, v) in latest.items()}
 
 
 class SseReader(threading.Thread):

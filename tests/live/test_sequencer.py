@@ -117,6 +117,38 @@ def test_the_valve_opens_only_when_the_awaited_topic_stalls(clock: Clock) -> Non
     assert seq.forced == 1
 
 
+def test_the_valve_stays_shut_while_the_awaited_topic_is_only_delayed(clock: Clock) -> None:
+    # Delayed: the broker is down, or fetched clicks are still on their way through a busy worker.
+    seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
+    broker = Broker({("clicks", 0): 100, ("orders", 0): 1}, {("clicks", 0): 5, ("orders", 0): 5})
+    delayed = {"clicks": True}
+
+    def stalled(topic: str, partition: int) -> bool:
+        return not delayed[topic]
+
+    seq.push(event("orders", 0, 1_000), None, fetched_at=5)
+    for _ in range(30):  # a minute in which no click can come: the order must wait
+        clock.now += 2
+        assert seq.release(broker.caught_up, stalled) == []
+    delayed["clicks"] = False  # the broker answers, nothing is on the way, and still no click
+    clock.now += 9
+    assert seq.release(broker.caught_up, stalled) == []  # the wait counts from the delay's end
+    clock.now += 2
+    assert offsets(seq.release(broker.caught_up, stalled)) == [("orders", 0)]
+    assert seq.forced == 1
+
+
+def test_a_refused_message_at_the_end_of_a_partition_leaves_it_caught_up(clock: Clock) -> None:
+    seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
+    broker = Broker({("clicks", 0): 2, ("orders", 0): 1}, {("clicks", 0): 5, ("orders", 0): 5})
+    seq.push(event("clicks", 0, 10), None, fetched_at=5)
+    seq.push(event("orders", 0, 40), None, fetched_at=5)
+    assert offsets(seq.release(broker.caught_up)) == [("clicks", 0)]  # clicks/1 may be older
+    seq.skip("clicks", 0, 1)  # clicks/1 was garbage: dead-lettered, never held
+    assert offsets(seq.release(broker.caught_up)) == [("orders", 0)]
+    assert seq.forced == 0
+
+
 def test_held_messages_keep_a_reference_and_a_revoked_partition_hands_them_back(clock: Clock) -> None:
     seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
     held = event("orders", 0, 5, partition=3)
