@@ -102,6 +102,6 @@ default-model: venv-train
 DIGINETICA ?= ../shared/data/diginetica-srgnn
 eval-diginetica: venv-train
 	$(BIN)/streams train --sessions $(DIGINETICA)/train_sessions.txt.gz \
-	  --out build/diginetica --max-minutes 38 --quiet
+	  --out build/diginetica --epochs 5 --dropout 0.25 --refit --max-minutes 38 --quiet
 	$(BIN)/streams evaluate --model build/diginetica --data $(DIGINETICA) \
 	  --threads 2 --json build/diginetica/evaluation.json

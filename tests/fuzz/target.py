@@ -51,7 +51,12 @@ DEAD_LETTER_CODES = frozenset(
         "key_mismatch",
     }
 )
-OUTPUT_KINDS = {"recommendations": "recommendation", "promotion-triggers": "promotion_trigger"}
+OUTPUT_KINDS = {
+    "recommendations": "recommendation",
+    "promotion-triggers": "promotion_trigger",
+    "audience-segments": "audience_segment",
+    "demand": "demand",
+}
 DEAD_LETTER_OVERHEAD = 4096  # bytes a dead letter adds around the kept key and value, at most
 
 
