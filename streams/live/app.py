@@ -328,6 +328,10 @@ class Worker:
         answers fetches for it: records the consumer handed out but the agent has not reached yet
         (a busy process) and a silent broker (restarting) are delays, not a stall. Handed-out
         records that have not arrived after IN_FLIGHT_LIMIT_S never will: then it is a stall."""
+        if self.app.rebalancing:
+            # Faust revokes partitions only once every handed-out event is acked (consumer.wait_empty)
+            # and fetches nothing meanwhile: an event held for order would hold the rebalance for ever.
+            return True
         tp = TP(topic, partition)
         state = self.fetch.state(tp)
         if state is None or state.polled_at is None or state.position is None:
