@@ -33,6 +33,9 @@ def train(
     dim: Annotated[int, typer.Option(min=8, help="embedding and hidden size")] = 100,
     batch_size: Annotated[int, typer.Option(min=1)] = 512,
     lr: Annotated[float, typer.Option(help="Adam learning rate")] = 2e-3,
+    decay_after: Annotated[
+        int, typer.Option(min=0, help="epochs at the full rate before it halves each epoch")
+    ] = 2,
     window: Annotated[int, typer.Option(min=1, max=50, help="events the model sees")] = 50,
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
     max_minutes: Annotated[float, typer.Option(help="training budget in minutes; 0 = none")] = 0.0,
@@ -61,6 +64,7 @@ def train(
         dim=dim,
         batch_size=batch_size,
         lr=lr,
+        decay_after=decay_after,
         window=window,
         epochs=epochs,
         patience=patience,

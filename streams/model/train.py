@@ -45,7 +45,7 @@ class TrainConfig:
     scale: float = 16.0
     lr: float = 2e-3
     lr_decay: float = 0.5  # per epoch, after `decay_after` epochs
-    decay_after: int = 2
+    decay_after: int = 2  # epochs at the base rate; a time budget may start the decay earlier
     batch_size: int = 512
     epochs: int = 10
     patience: int = 2
@@ -558,10 +558,7 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
                 tqdm.write(f"time budget of {config.max_minutes} min: stopping after epoch {epoch}")
                 break
             planned = min(config.epochs, fit)
-            # The low learning rates at the end are where most of the last gains come from, so when the
-            # budget (a busy machine) cuts the schedule short, the decay starts earlier: the last three
-            # epochs that fit still anneal. It only ever moves earlier, so the rate never goes back up.
-            decay_after = min(decay_after, max(1, planned - 3))
+            decay_after = schedule_decay_after(decay_after, config.decay_after, epoch, planned)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -581,6 +578,21 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     if report:
         final["intent_validation_sessions"] = report
     return TrainResult(model, data, config, final, history)
+
+
+def schedule_decay_after(current: int, configured: int, epoch: int, planned: int) -> int:
+    """The epoch after which the learning rate starts halving, once `planned` epochs are known to fit.
+
+    The low rates at the end are where most of the last gains come from, so when the budget (a busy
+    machine) cuts the schedule short, the decay starts earlier: the last three epochs that fit still
+    anneal. While every epoch so far ran at the base rate, the start may also move back towards the
+    configured one (the machine came free and more epochs fit again); once the decay has begun it only
+    moves earlier, so the rate never goes back up.
+    """
+    latest = max(1, planned - 3)
+    if epoch <= current:
+        return min(configured, latest)
+    return min(current, latest)
 
 
 def _intent_loss(intent: torch.Tensor, labels: np.ndarray) -> torch.Tensor:

@@ -154,3 +154,22 @@ def test_refit_trains_the_last_epoch_on_the_validation_sessions_too(session_file
     assert result.metrics["validation"]["HR@20"] == epoch_2["HR@20"]
     # Having trained on them, the refitted model ranks the validation targets better than before.
     assert result.history[2]["MRR@20"] > epoch_2["MRR@20"]
+
+
+@pytest.mark.parametrize(
+    ("current", "epoch", "planned", "expected"),
+    [
+        (4, 1, 9, 4),  # the budget fits the plan: the configured start
+        (4, 1, 5, 2),  # a busy start: only 5 fit, so the decay moves earlier
+        (2, 2, 9, 4),  # the machine came free before the decay began: back to the configured start
+        (2, 3, 9, 2),  # the decay has begun: it never moves later (the rate would go back up)
+        (4, 5, 6, 3),  # ... but still moves earlier
+        (4, 1, 2, 1),  # at least one epoch at the base rate
+    ],
+)
+def test_the_lr_decay_start_follows_the_epochs_the_budget_fits(
+    current: int, epoch: int, planned: int, expected: int
+) -> None:
+    from streams.model.train import schedule_decay_after
+
+    assert schedule_decay_after(current, 4, epoch, planned) == expected
