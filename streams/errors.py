@@ -35,3 +35,7 @@ class DecodeError(BadMessage):
 
 class SchemaViolation(BadMessage):
     """The decoded map does not satisfy the event's JSON Schema."""
+
+
+class TimestampTooFarAhead(BadMessage):
+    """The event claims a time well after its Kafka record was produced (a broken clock)."""

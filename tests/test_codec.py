@@ -113,3 +113,14 @@ def test_parse_user_event_types_and_key_check() -> None:
     with pytest.raises(BadMessage) as caught:
         parse_user_event("clicks", b"someone-else", encode_value(CLICK))
     assert caught.value.code == "key_mismatch"
+
+
+def test_an_event_from_well_after_its_record_was_produced_is_refused() -> None:
+    from streams.ingest import MAX_EVENT_AHEAD_MS
+
+    value = encode_value({**CLICK, "ts": 1_700_000_000_000})
+    assert parse_user_event("clicks", b"u1", value, record_ts=1_700_000_000_000 - MAX_EVENT_AHEAD_MS).ts
+    with pytest.raises(BadMessage) as caught:
+        parse_user_event("clicks", b"u1", value, record_ts=1_700_000_000_000 - MAX_EVENT_AHEAD_MS - 1)
+    assert (caught.value.code, caught.value.field) == ("ts_in_future", "ts")
+    assert parse_user_event("clicks", b"u1", value).ts  # no record timestamp known: not judged

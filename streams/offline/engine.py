@@ -84,7 +84,9 @@ class OfflineEngine:
         key = None if record.key is None else record.key.encode()
         value = record.wire_value()
         try:
-            event = parse_user_event(record.topic, key, value, record.wire_headers(), self.max_message_bytes)
+            event = parse_user_event(
+                record.topic, key, value, record.wire_headers(), self.max_message_bytes, record.ts
+            )
         except BadMessage as exc:
             self.result.dead_letters.append(
                 dead_letter_value(
