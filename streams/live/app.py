@@ -49,7 +49,6 @@ from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
-from streams.live.store import AckedTable, AckedWriteStore
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
 from streams.live.watchers import WatchIndex
 from streams.partitioning import partition_for
@@ -59,9 +58,8 @@ log = logging.getLogger(__name__)
 
 PAUSE_AT = 2000  # held events of one topic-partition before it is paused
 RESUME_AT = 500
-# A consumer that reaches the broker gets a fetch response at least every 1.5 s (Faust's
-# fetch_max_wait_ms) while nothing fetched waits: none, for any partition, for this long means
-# unreachable. (One partition's own responses stop while its fetched records wait to be handed out.)
+# A consumer that reaches the broker gets a fetch response per partition at least every 1.5 s
+# (Faust's fetch_max_wait_ms) while nothing fetched waits: none for this long means unreachable.
 UNANSWERED_AFTER_MS = 5000
 IN_FLIGHT_LIMIT_S = 30.0
 
@@ -114,8 +112,6 @@ class Worker:
             # /router the cluster's layout; our views route through app.router without them.
             web_tables_enabled=False,
             web_router_enabled=False,
-            # Local RocksDB writes wait for their changelog acknowledgement (see streams.live.store).
-            Table=AckedTable,
         )
         app = self.app
         self.inputs = app.topic(
@@ -164,7 +160,6 @@ class Worker:
             "triggers": 0,
             "segment_events": 0,
             "demand": 0,
-            "given_back": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
@@ -175,7 +170,6 @@ class Worker:
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
         self._in_flight: dict[TP, tuple[int, float]] = {}  # consumer position, and since when
-        self._last_hold_report = 0.0
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -217,9 +211,9 @@ class Worker:
         """Rebuild the partition's due-timer index from its states (once per assignment)."""
         self.timers.drop_partition(partition)
         store = self.states.data
-        assert isinstance(store, AckedWriteStore)
+        db = store._db_for_partition(partition)  # Faust's RocksDB store keeps one DB per partition
         count = 0
-        for key, raw in store.partition_items(partition):
+        for key, raw in db.items():
             if not isinstance(key, bytes) or key.startswith(b"__faust"):
                 continue
             state = decode_state(raw)
@@ -267,15 +261,10 @@ class Worker:
 
     async def _drain(self) -> None:
         """Process what the sequencer releases; ack only afterwards so a crash re-delivers it."""
-        if self.app.rebalancing and len(self.sequencer):
-            async with self.lock:
-                self._give_back_held()
-            return
         if self._stream is None or not self.catalog.ready.is_set():
             return  # never recommend from a half-loaded catalog: events wait in the sequencer
         async with self.lock:
             ready = self.sequencer.release(self._caught_up, self._stalled)
-            self._report_long_holds()
             if not ready:
                 return
             try:
@@ -284,48 +273,6 @@ class Worker:
                 for event, _ in ready:
                     await self._stream.ack(event)
         self._flow_control()
-
-    def _report_long_holds(self) -> None:
-        """Held events wait for the other topic; a wait far past the valve's limit means the order
-        rule is stuck. Say what each awaited topic-partition looks like, once a minute at most."""
-        now = time.monotonic()
-        if now - self._last_hold_report < 60:
-            return
-        for partition, since in self.sequencer.waiting_since().items():
-            if now - since < 3 * self.sequencer.max_wait:
-                continue
-            self._last_hold_report = now
-            for topic in self.sequencer.topics:
-                state = self.fetch.state(TP(topic, partition))
-                log.warning(
-                    "partition %d: events held %.0f s; %s: last seen %s, fetch %s, fetched %s ms ago",
-                    partition,
-                    now - since,
-                    topic,
-                    self._last_seen(topic, partition),
-                    state,
-                    None
-                    if state is None or state.polled_at is None
-                    else int(time.time() * 1000) - state.polled_at,
-                )
-
-    def _give_back_held(self) -> None:
-        """A rebalance began. Faust revokes partitions only once every event it handed out is acked
-        (`consumer.wait_empty`) and fetches nothing meanwhile, so an event held for order would hold
-        the rebalance until the session times out; releasing it early would break the order. Neither:
-        held events are dropped un-acked. Their offsets stay uncommitted (commits stop at the first
-        un-acked offset), so after the rebalance the partition's owner fetches them again."""
-        dropped = self.sequencer.drop_all()
-        # Faust tracks handed-out messages in a WeakSet that wait_empty polls; removing them there
-        # does not depend on when the garbage collector gets to our last references.
-        unacked = self.app.consumer._unacked_messages
-        for event, _ in dropped:
-            unacked.discard(event.message)
-        self._paused.clear()
-        self._in_flight.clear()
-        if dropped:
-            self.counts["given_back"] += len(dropped)
-            log.info("rebalance: %d held events given back un-acked, to be fetched again", len(dropped))
 
     async def _start_catalog(self) -> None:
         self.catalog.start()
@@ -380,23 +327,20 @@ class Worker:
     def _stalled(self, topic: str, partition: int) -> bool:
         """Nothing of this topic-partition is on its way to the sequencer although the broker
         answers fetches for it: records the consumer handed out but the agent has not reached yet
-        (a busy process), records on the broker not fetched yet, and a silent broker (restarting)
-        are delays, not a stall. A position that has not moved for IN_FLIGHT_LIMIT_S while records
-        are on their way is a stall."""
+        (a busy process) and a silent broker (restarting) are delays, not a stall. Handed-out
+        records that have not arrived after IN_FLIGHT_LIMIT_S never will: then it is a stall."""
+        if self.app.rebalancing:
+            # Faust revokes partitions only once every handed-out event is acked (consumer.wait_empty)
+            # and fetches nothing meanwhile: an event held for order would hold the rebalance for ever.
+            return True
         tp = TP(topic, partition)
         state = self.fetch.state(tp)
         if state is None or state.polled_at is None or state.position is None:
             return False
         now = time.time()
-        answered = self.fetch.last_answer()
-        if answered is None or now * 1000 - answered >= UNANSWERED_AFTER_MS:
-            return False  # the broker is silent (restarting, unreachable): a delay, not a stall
-        # Nothing handed out beyond what the sequencer saw, and nothing more on the broker either.
-        # Records the broker has but the fetcher has not brought yet are on their way like those
-        # handed out: a partition whose first fetch after an assignment is still to come is slow,
-        # not stalled, and opening the valve then would let the other topic overtake it.
-        behind = state.highwater is not None and state.position < state.highwater
-        if state.position <= self._last_seen(topic, partition) + 1 and not behind:
+        if now * 1000 - state.polled_at >= UNANSWERED_AFTER_MS:
+            return False
+        if state.position <= self._last_seen(topic, partition) + 1:
             self._in_flight.pop(tp, None)
             return True
         position, since = self._in_flight.setdefault(tp, (state.position, now))
