@@ -43,12 +43,16 @@ from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
 from streams.kafka.clients import client_options, faust_credentials
+from streams.live.acks import AckOrder
 from streams.live.catalog import CatalogFollower
+from streams.live.consumer_guards import acknowledge_missing, guard_commits, pause, resume, withhold
 from streams.live.context import PartitionContexts
+from streams.live.contiguity import Admission, OffsetContiguity
 from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
 from streams.live.sequencer import PartitionSequencer
+from streams.live.store import AckedTable, AckedWriteStore
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
 from streams.live.watchers import WatchIndex
 from streams.partitioning import partition_for
@@ -112,6 +116,8 @@ class Worker:
             # /router the cluster's layout; our views route through app.router without them.
             web_tables_enabled=False,
             web_router_enabled=False,
+            # Local RocksDB writes wait for their changelog acknowledgement (see streams.live.store).
+            Table=AckedTable,
         )
         app = self.app
         self.inputs = app.topic(
@@ -166,6 +172,8 @@ class Worker:
         # The wait is a liveness valve only: normally the other topic is caught up or its data is coming.
         self.sequencer = PartitionSequencer(tuple(settings.topic(t) for t in INPUT_TOPICS), max_wait=10.0)
         self._stream: StreamT | None = None
+        self.acks = AckOrder(self._ack)
+        self.contiguity = OffsetContiguity()
         self._fetch: FetchView | None = None
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
@@ -211,9 +219,9 @@ class Worker:
         """Rebuild the partition's due-timer index from its states (once per assignment)."""
         self.timers.drop_partition(partition)
         store = self.states.data
-        db = store._db_for_partition(partition)  # Faust's RocksDB store keeps one DB per partition
+        assert isinstance(store, AckedWriteStore)
         count = 0
-        for key, raw in db.items():
+        for key, raw in store.partition_items(partition):
             if not isinstance(key, bytes) or key.startswith(b"__faust"):
                 continue
             state = decode_state(raw)
@@ -228,6 +236,8 @@ class Worker:
             self._paused.discard(tp)
             self._in_flight.pop(tp, None)
             self.sequencer.drop_partition(tp.partition)
+            self.acks.forget_partition(tp.partition)
+            self.contiguity.forget_partition(tp.partition)
             self.partitions.pop(tp.partition, None)
             self.timers.drop_partition(tp.partition)
 
@@ -235,8 +245,12 @@ class Worker:
 
     async def _consume(self, stream: StreamT) -> None:
         self._stream = stream
+        guard_commits(self.app.consumer)
         async for events in stream.take_events(self.batch_max, self.batch_within):
             for event in events:
+                if not await self._in_order(event):
+                    continue
+                self.acks.track(event)
                 incoming = await self._admit(event)
                 if incoming is not None:
                     message = event.message
@@ -245,19 +259,55 @@ class Worker:
             await self._drain()
             self._flow_control()
 
+    async def _in_order(self, event: EventT) -> bool:
+        """False for a record past a hole in its partition's offsets (see streams.live.contiguity)."""
+        message = event.message
+        topic, partition = message.topic, message.partition
+        verdict = self.contiguity.admit(
+            topic, partition, message.offset, lambda: self._last_processed(topic, partition) + 1
+        )
+        if verdict is Admission.ACCEPT:
+            return True
+        if verdict is Admission.ACCEPT_HOLE:
+            hole = self.contiguity.holes_accepted[-1]
+            log.error(
+                "%s[%d]: offsets %d..%d never arrived after %d seeks: taken as holding no records",
+                topic,
+                partition,
+                hole.missing_from,
+                hole.next_seen - 1,
+                self.contiguity.max_seeks,
+            )
+            acknowledge_missing(
+                self.app.consumer, TP(topic, partition), range(hole.missing_from, hole.next_seen)
+            )
+            return True
+        withhold(self.app.consumer, message)
+        if verdict is Admission.SEEK:
+            missing = self.contiguity.missing_from(topic, partition)
+            log.warning(
+                "%s[%d]: offsets from %d did not reach the worker (next came %d): seeking back",
+                topic,
+                partition,
+                missing,
+                message.offset,
+            )
+            await self.app.consumer.seek(TP(topic, partition), missing)
+        return False
+
     def _flow_control(self) -> None:
         """Pause a topic-partition that has plenty waiting, so the fetcher brings the one it waits
         for (Kafka Streams pauses full partition buffers for the same reason)."""
         consumer = self.app.consumer
         queued = self.sequencer.queued()
-        pause = [TP(t, p) for (t, p), n in queued.items() if n >= PAUSE_AT and TP(t, p) not in self._paused]
-        resume = [tp for tp in self._paused if queued.get((tp.topic, tp.partition), 0) < RESUME_AT]
-        if pause:
-            consumer.pause_partitions(pause)
-            self._paused.update(pause)
-        if resume:
-            consumer.resume_partitions(resume)
-            self._paused.difference_update(resume)
+        pausing = [TP(t, p) for (t, p), n in queued.items() if n >= PAUSE_AT and TP(t, p) not in self._paused]
+        resuming = [tp for tp in self._paused if queued.get((tp.topic, tp.partition), 0) < RESUME_AT]
+        if pausing:
+            pause(consumer, pausing)
+            self._paused.update(pausing)
+        if resuming:
+            resume(consumer, resuming)
+            self._paused.difference_update(resuming)
 
     async def _drain(self) -> None:
         """Process what the sequencer releases; ack only afterwards so a crash re-delivers it."""
@@ -271,8 +321,12 @@ class Worker:
                 await self.handle_batch(ready)
             finally:
                 for event, _ in ready:
-                    await self._stream.ack(event)
+                    await self.acks.done(event)
         self._flow_control()
+
+    async def _ack(self, event: EventT) -> None:
+        assert self._stream is not None
+        await self._stream.ack(event)
 
     async def _start_catalog(self) -> None:
         self.catalog.start()
@@ -320,9 +374,12 @@ class Worker:
         if last_offset is None:
             # Nothing read since assignment: what this partition processed before (its state
             # survives restarts through the changelog) is where the topic is caught up to.
-            logical = self.settings.logical(topic) or topic
-            last_offset = self._partition_state(partition).offsets.get(f"{logical}/{partition}", -1)
+            last_offset = self._last_processed(topic, partition)
         return last_offset
+
+    def _last_processed(self, topic: str, partition: int) -> int:
+        logical = self.settings.logical(topic) or topic
+        return self._partition_state(partition).offsets.get(f"{logical}/{partition}", -1)
 
     def _stalled(self, topic: str, partition: int) -> bool:
         """Nothing of this topic-partition is on its way to the sequencer although the broker
@@ -375,6 +432,7 @@ class Worker:
         except BadMessage as exc:
             await self._dead_letter(event, exc)
             self.sequencer.skip(message.topic, message.partition, message.offset)
+            await self.acks.done(event)
             return None
         replay = header_value(message.headers, REPLAY_HEADER) is not None
         return Incoming(

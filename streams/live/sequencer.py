@@ -9,7 +9,7 @@ can miss what was written just ahead of it. With a backlog (a replay, a restart)
 producer that writes a partition's topics in event-time order (`streams replay` does), the order is
 therefore exactly the merge of the two partitions by timestamp, which the offline engine reproduces.
 
-Held messages keep an extra reference (Faust `incref`), so their offsets are not committed before
+Held messages are not acknowledged (streams/live/acks.py), so their offsets are not committed before
 they are processed: a crash re-delivers them.
 """
 
@@ -60,7 +60,6 @@ class PartitionSequencer:
         queues.last_arrival[message.topic] = held.arrived
         queues.by_topic.setdefault(message.topic, deque()).append(held)
         queues.last_offset[message.topic] = message.offset
-        message.incref()  # released by the caller's ack after processing
 
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """A message that is not held (refused at admission) was still read: a topic-partition

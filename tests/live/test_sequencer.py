@@ -17,10 +17,6 @@ class FakeMessage:
     partition: int
     offset: int
     timestamp: int
-    refs: int = 0
-
-    def incref(self) -> None:
-        self.refs += 1
 
 
 @dataclass
@@ -149,10 +145,10 @@ def test_a_refused_message_at_the_end_of_a_partition_leaves_it_caught_up(clock: 
     assert seq.forced == 0
 
 
-def test_held_messages_keep_a_reference_and_a_revoked_partition_hands_them_back(clock: Clock) -> None:
+def test_a_revoked_partition_hands_its_held_messages_back(clock: Clock) -> None:
     seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
     held = event("orders", 0, 5, partition=3)
     seq.push(held, "payload", fetched_at=1)
-    assert held.message.refs == 1 and seq.holds(3) and seq.queued() == {("orders", 3): 1}
+    assert seq.holds(3) and seq.queued() == {("orders", 3): 1}
     assert seq.drop_partition(3) == [(held, "payload")]
     assert not seq.holds(3) and len(seq) == 0

@@ -1,0 +1,87 @@
+"""Where faust-streaming 0.15.3's consumer lets its commit pass events nobody processed, and how the
+worker avoids it. A SIGKILL after such a commit loses those events for good (the 100k fault test
+found all three: events missing from the changelog after restarts, with no dead letter).
+
+1. Pausing drops fetched records. `Consumer.pause_partitions` removes the partitions from the set of
+   active partitions *in place*, and `getmany` is at that moment iterating a fetched batch checking
+   membership in that same set object: the rest of the batch for a partition paused mid-iteration is
+   dropped, although aiokafka has already moved its position past it. `pause` and `resume` here give
+   the consumer a new set instead, so a running iteration keeps its snapshot.
+2. False gaps. When the next record of a partition is more than one offset past the last one read,
+   Faust records the offsets between (and the new one) as a gap it counts as acknowledged, for
+   transaction markers. But its read position is reset to the committed offset after a rebalance's
+   seek even when records past it were delivered meanwhile, so delivered records that are still
+   waiting to be processed become a "gap". `ignore_offset_gaps` turns that off: input topics here are
+   written without transactions, so a partition's offsets carry no markers.
+3. A commit past an unacknowledged offset. Faust commits the first consecutive run of acknowledged
+   offsets unless it starts more than one past the committed offset: off by one, so a run starting
+   just after an offset that was dropped (streams/live/contiguity.py) or is still being processed
+   is committed. `guard_commits` declines that run until the offset is acknowledged.
+
+These touch Faust's private attributes; tests/live/test_consumer_guards.py pins what they rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from faust.types import TP
+
+
+def pause(consumer: Any, tps: Iterable[TP]) -> None:
+    tps = set(tps)
+    active = consumer._get_active_partitions()
+    consumer._paused_partitions.update(tps)
+    consumer._active_partitions = active - tps
+
+
+def resume(consumer: Any, tps: Iterable[TP]) -> None:
+    tps = set(tps)
+    consumer._paused_partitions.difference_update(tps)
+    consumer._active_partitions = consumer._get_active_partitions() | tps
+
+
+def guard_commits(consumer: Any) -> None:
+    """Both commit guards (2 and 3 above), once per consumer."""
+    if getattr(consumer, "_streams_guarded", False):
+        return
+    ignore_offset_gaps(consumer)
+    commit_only_from_the_committed_offset(consumer)
+    consumer._streams_guarded = True
+
+
+def ignore_offset_gaps(consumer: Any) -> None:
+    async def no_gap(tp: TP, offset_from: int, offset_to: int) -> None:
+        return None
+
+    consumer._add_gap = no_gap
+
+
+def commit_only_from_the_committed_offset(consumer: Any) -> None:
+    new_offset = consumer._new_offset
+
+    def guarded(tp: TP) -> int | None:
+        acked, committed = consumer._acked[tp], consumer._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed:
+            return None  # the committed offset itself is not acknowledged yet
+        result: int | None = new_offset(tp)
+        return result
+
+    consumer._new_offset = guarded
+
+
+def acknowledge_missing(consumer: Any, tp: TP, offsets: range) -> None:
+    """Offsets that hold no record (a hole accepted as real): the commit may pass them."""
+    index = consumer._acked_index[tp]
+    fresh = [o for o in offsets if o not in index]
+    index.update(fresh)
+    consumer._acked[tp].extend(fresh)
+
+
+def withhold(consumer: Any, message: Any) -> None:
+    """A record dropped to be fetched again: it must never count as acknowledged. Faust acks every
+    event of a batch once the agent is done with it; an extra reference keeps this one from that,
+    and Faust's set of outstanding records (which a rebalance waits to empty) forgets it."""
+    message.incref()
+    consumer._unacked_messages.discard(message)

@@ -1,0 +1,68 @@
+"""Holes in a partition's offsets are repaired by seeking back (streams/live/contiguity.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.live import contiguity as contiguity_module
+from streams.live.contiguity import Admission, OffsetContiguity
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(contiguity_module.time, "monotonic", fake)
+    return fake
+
+
+def test_records_from_the_resume_point_on_and_re_deliveries_before_it_are_accepted(clock: Clock) -> None:
+    seen = OffsetContiguity()
+    asked = []
+
+    def resume_at() -> int:
+        asked.append(1)
+        return 10
+
+    # The committed offset may lie before what the partition processed: those come again.
+    assert [seen.admit("clicks", 0, o, resume_at) for o in (8, 9, 10, 11)] == [Admission.ACCEPT] * 4
+    assert len(asked) == 1  # once per assignment
+
+
+def test_a_hole_drops_what_follows_until_the_seek_brings_the_missing_offset(clock: Clock) -> None:
+    seen = OffsetContiguity()
+    assert seen.admit("clicks", 0, 5, lambda: 5) is Admission.ACCEPT
+    assert seen.admit("clicks", 0, 9, lambda: 5) is Admission.SEEK  # 6..8 were dropped upstream
+    assert seen.missing_from("clicks", 0) == 6
+    assert seen.admit("clicks", 0, 10, lambda: 5) is Admission.DROP  # the rest of the old fetch
+    assert seen.admit("orders", 0, 0, lambda: 0) is Admission.ACCEPT  # other partitions go on
+    assert [seen.admit("clicks", 0, o, lambda: 5) for o in (6, 7, 8, 9)] == [Admission.ACCEPT] * 4
+    assert seen.holes_repaired == 1 and seen.repairing() == 0
+
+
+def test_a_hole_that_never_fills_is_sought_again_then_accepted(clock: Clock) -> None:
+    seen = OffsetContiguity(reseek_after=10, max_seeks=2)
+    seen.admit("clicks", 1, 0, lambda: 0)
+    assert seen.admit("clicks", 1, 4, lambda: 0) is Admission.SEEK
+    clock.now += 11
+    assert seen.admit("clicks", 1, 4, lambda: 0) is Admission.SEEK
+    clock.now += 5
+    assert seen.admit("clicks", 1, 4, lambda: 0) is Admission.DROP
+    clock.now += 6
+    assert seen.admit("clicks", 1, 4, lambda: 0) is Admission.ACCEPT_HOLE
+    hole = seen.holes_accepted[-1]
+    assert (hole.missing_from, hole.next_seen) == (1, 4)
+    assert seen.admit("clicks", 1, 5, lambda: 0) is Admission.ACCEPT
+
+
+def test_a_revoked_partition_asks_for_its_resume_point_again(clock: Clock) -> None:
+    seen = OffsetContiguity()
+    seen.admit("clicks", 2, 0, lambda: 0)
+    seen.forget_partition(2)
+    assert seen.admit("clicks", 2, 50, lambda: 50) is Admission.ACCEPT
