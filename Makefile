@@ -17,7 +17,7 @@ help:
 	@echo "make worker       run a worker in the foreground"
 	@echo "make bench        throughput, latency, state size, recovery (bench/results.json, bench/latency.png)"
 	@echo "make audit        known vulnerabilities in the installed packages (pip-audit; CI runs it)"
-	@echo "make soak         30 min of traffic, worker SIGKILLed every 5 min: lost events, memory (bench/soak.json)"
+	@echo "make soak         30 min of traffic, worker SIGKILLed every 10 min: lost events, memory (bench/soak.json)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -88,7 +88,7 @@ bench: kafka-up $(BENCH_STAMP)
 
 # 30 minutes plus the drain; prints events in and out, dead letters, lost events and memory (README, "Soak").
 soak: kafka-up
-	$(BIN)/streams soak --out bench
+	$(BIN)/streams soak --kill-every 600 --out bench
 
 clean:
 	rm -rf .cache/worker .cache/demo .pytest_cache .ruff_cache

@@ -81,10 +81,10 @@ class SoakResult:
                 continue
             started = mine[0].seconds
             warm = [s for s in mine if s.seconds - started >= WARM_UP_SECONDS]
-            slope = None
-            if len(warm) >= 3:
-                hours = np.array([s.seconds for s in warm]) / 3600.0
-                slope = round(float(np.polyfit(hours, [s.rss_mib for s in warm], 1)[0]), 1)
+            # The second half of a life says whether memory levels off: growth that goes on there
+            # is a leak, growth only in the first half is caches and tables filling.
+            late = [s for s in warm if s.seconds - started >= (mine[-1].seconds - started) / 2]
+            slope, late_slope = _slope(warm), _slope(late)
             rows.append(
                 {
                     "worker": worker,
@@ -93,6 +93,7 @@ class SoakResult:
                     "last_mib": mine[-1].rss_mib,
                     "max_mib": max(s.rss_mib for s in mine if s.rss_mib is not None),
                     "slope_mib_per_hour": slope,
+                    "second_half_slope_mib_per_hour": late_slope,
                 }
             )
         return {"per_worker": rows}
@@ -114,6 +115,14 @@ class SoakResult:
             "memory": self.memory(),
             "samples": [asdict(s) for s in self.samples],
         }
+
+
+def _slope(samples: list[Sample]) -> float | None:
+    """Least-squares growth of RSS in MiB per hour (None for fewer than 3 samples)."""
+    if len(samples) < 3:
+        return None
+    hours = np.array([s.seconds for s in samples]) / 3600.0
+    return round(float(np.polyfit(hours, [s.rss_mib for s in samples], 1)[0]), 1)
 
 
 def rss_mib(pid: int) -> float | None:
@@ -254,12 +263,16 @@ def summary(result: SoakResult) -> str:
         f"dead letters       {result.dead_letters:>9,}",
         f"promotion triggers {result.triggers:>9,}",
         f"lost               {result.lost:>9,}",
-        "worker RSS after warm-up (MiB): first -> last, max, slope",
+        "worker RSS after warm-up (MiB): first -> last, max, slope (whole life; second half)",
     ]
+
+    def rate(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:+.1f} MiB/h"
+
     for row in result.memory()["per_worker"]:
-        slope = "n/a" if row["slope_mib_per_hour"] is None else f"{row['slope_mib_per_hour']:+.1f} MiB/h"
         lines.append(
             f"  #{row['worker']} {row['minutes']:>5.1f} min  {row['first_mib']} -> {row['last_mib']}, "
-            f"max {row['max_mib']}, {slope}"
+            f"max {row['max_mib']}, {rate(row['slope_mib_per_hour'])}; "
+            f"{rate(row['second_half_slope_mib_per_hour'])}"
         )
     return "\n".join(lines)

@@ -57,6 +57,14 @@ class AckOrder:
             for tracked in self._queues.pop(key):
                 self._by_message.pop(id(tracked.event.message), None)
 
+    def give_back(self) -> list[EventT]:
+        """Forget every event not acknowledged yet (a rebalance began): its offset stays uncommitted,
+        so the partition's next owner reads it again."""
+        events = [t.event for q in self._queues.values() for t in q]
+        self._queues.clear()
+        self._by_message.clear()
+        return events
+
     def waiting(self) -> int:
         """Events done but not acknowledged yet, behind an earlier one of their partition."""
         return sum(t.done for q in self._queues.values() for t in q)

@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 
 PAUSE_AT = 2000  # held events of one topic-partition before it is paused
 RESUME_AT = 500
-# A consumer that reaches the broker gets a fetch response per partition at least every 1.5 s
-# (Faust's fetch_max_wait_ms) while nothing fetched waits: none for this long means unreachable.
+# A consumer that reaches the broker gets a fetch response at least every 1.5 s (Faust's
+# fetch_max_wait_ms) while nothing fetched waits: none, for any partition, for this long means
+# unreachable. (One partition's own responses stop while its fetched records wait to be handed out.)
 UNANSWERED_AFTER_MS = 5000
 IN_FLIGHT_LIMIT_S = 30.0
 
@@ -166,6 +167,7 @@ class Worker:
             "triggers": 0,
             "segment_events": 0,
             "demand": 0,
+            "given_back": 0,
         }
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()  # batches and ticks never interleave their table writes
@@ -178,6 +180,7 @@ class Worker:
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
         self._in_flight: dict[TP, tuple[int, float]] = {}  # consumer position, and since when
+        self._last_hold_report = 0.0
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -311,10 +314,18 @@ class Worker:
 
     async def _drain(self) -> None:
         """Process what the sequencer releases; ack only afterwards so a crash re-delivers it."""
+        if self.app.rebalancing and len(self.acks):
+            async with self.lock:
+                self._give_back()
+            return
         if self._stream is None or not self.catalog.ready.is_set():
             return  # never recommend from a half-loaded catalog: events wait in the sequencer
+        for topic, partition, offset in self.contiguity.overdue():
+            log.warning("%s[%d]: offset %d still missing: seeking back again", topic, partition, offset)
+            await self.app.consumer.seek(TP(topic, partition), offset)
         async with self.lock:
             ready = self.sequencer.release(self._caught_up, self._stalled)
+            self._report_long_holds()
             if not ready:
                 return
             try:
@@ -323,6 +334,47 @@ class Worker:
                 for event, _ in ready:
                     await self.acks.done(event)
         self._flow_control()
+
+    def _report_long_holds(self) -> None:
+        """Held events wait for the other topic; a wait far past the valve's limit means the order
+        rule is stuck. Say what each awaited topic-partition looks like, once a minute at most."""
+        now = time.monotonic()
+        if now - self._last_hold_report < 60:
+            return
+        for partition, since in self.sequencer.waiting_since().items():
+            if now - since < 3 * self.sequencer.max_wait:
+                continue
+            self._last_hold_report = now
+            for topic in self.sequencer.topics:
+                state = self.fetch.state(TP(topic, partition))
+                log.warning(
+                    "partition %d: events held %.0f s; %s: last seen %s, fetch %s",
+                    partition,
+                    now - since,
+                    topic,
+                    self._last_seen(topic, partition),
+                    state,
+                )
+
+    def _give_back(self) -> None:
+        """A rebalance began. Faust revokes partitions only once every event it handed out is acked
+        (`consumer.wait_empty`) and fetches nothing meanwhile, so an event held for order would hold
+        the rebalance until the session times out; releasing it early would break the order. Neither:
+        every event not acknowledged yet is dropped un-acked. Its offset stays uncommitted (the
+        commit guards see to that), so the partition's owner after the rebalance fetches it again."""
+        self.sequencer.drop_all()
+        given_back = self.acks.give_back()
+        for event in given_back:
+            message = event.message
+            withhold(self.app.consumer, message)
+            # Usually the rebalance seeks the partition back; when the seek came first (a give-back
+            # while the recovery finishes), the next record shows the hole and the worker seeks.
+            self.contiguity.rewind(message.topic, message.partition, message.offset)
+        self._paused.clear()
+        self._in_flight.clear()
+        if given_back:
+            self.counts["given_back"] += len(given_back)
+            log.info("rebalance: %d events given back un-acked, to be fetched again", len(given_back))
 
     async def _ack(self, event: EventT) -> None:
         assert self._stream is not None
@@ -384,20 +436,26 @@ class Worker:
     def _stalled(self, topic: str, partition: int) -> bool:
         """Nothing of this topic-partition is on its way to the sequencer although the broker
         answers fetches for it: records the consumer handed out but the agent has not reached yet
-        (a busy process) and a silent broker (restarting) are delays, not a stall. Handed-out
-        records that have not arrived after IN_FLIGHT_LIMIT_S never will: then it is a stall."""
-        if self.app.rebalancing:
-            # Faust revokes partitions only once every handed-out event is acked (consumer.wait_empty)
-            # and fetches nothing meanwhile: an event held for order would hold the rebalance for ever.
-            return True
+        (a busy process), records on the broker not fetched yet, and a silent broker (restarting)
+        are delays, not a stall. A position that has not moved for IN_FLIGHT_LIMIT_S while records
+        are on their way is a stall."""
         tp = TP(topic, partition)
         state = self.fetch.state(tp)
         if state is None or state.polled_at is None or state.position is None:
             return False
         now = time.time()
-        if now * 1000 - state.polled_at >= UNANSWERED_AFTER_MS:
+        answered = self.fetch.last_answer()
+        if answered is None or now * 1000 - answered >= UNANSWERED_AFTER_MS:
+            # The broker is silent (restarting, unreachable): a delay, not a stall. Records handed
+            # out before it went silent may be stuck behind a send meanwhile: their time limit
+            # starts again when it answers.
+            self._in_flight.pop(tp, None)
             return False
-        if state.position <= self._last_seen(topic, partition) + 1:
+        # Records the broker has but the fetcher has not brought yet are on their way like those
+        # handed out: a partition whose first fetch after an assignment is still to come is slow,
+        # not stalled, and opening the valve then would let the other topic overtake it.
+        behind = state.highwater is not None and state.position < state.highwater
+        if state.position <= self._last_seen(topic, partition) + 1 and not behind:
             self._in_flight.pop(tp, None)
             return True
         position, since = self._in_flight.setdefault(tp, (state.position, now))

@@ -13,7 +13,12 @@ found all three: events missing from the changelog after restarts, with no dead 
    seek even when records past it were delivered meanwhile, so delivered records that are still
    waiting to be processed become a "gap". `ignore_offset_gaps` turns that off: input topics here are
    written without transactions, so a partition's offsets carry no markers.
-3. A commit past an unacknowledged offset. Faust commits the first consecutive run of acknowledged
+3. Dropped re-deliveries. Faust drops a fetched record whose offset is below the last one it read.
+   After the worker seeks a partition back to repair a hole (streams/live/contiguity.py), records
+   of the fetch already under way advance that mark again, and the records asked for are dropped:
+   the partition would wait for ever. `deliver_every_offset` turns that check off; the worker's
+   contiguity check orders records and takes re-deliveries as such.
+4. A commit past an unacknowledged offset. Faust commits the first consecutive run of acknowledged
    offsets unless it starts more than one past the committed offset: off by one, so a run starting
    just after an offset that was dropped (streams/live/contiguity.py) or is still being processed
    is committed. `guard_commits` declines that run until the offset is acknowledged.
@@ -43,12 +48,27 @@ def resume(consumer: Any, tps: Iterable[TP]) -> None:
 
 
 def guard_commits(consumer: Any) -> None:
-    """Both commit guards (2 and 3 above), once per consumer."""
+    """Guards 2 to 4 above, once per consumer (before its fetcher starts)."""
     if getattr(consumer, "_streams_guarded", False):
         return
     ignore_offset_gaps(consumer)
+    deliver_every_offset(consumer)
     commit_only_from_the_committed_offset(consumer)
     consumer._streams_guarded = True
+
+
+class _NoReadMark(dict[Any, Any]):
+    """Keeps what Faust writes, answers "nothing read yet" to every lookup."""
+
+    def __getitem__(self, key: Any) -> None:
+        return None
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default
+
+
+def deliver_every_offset(consumer: Any) -> None:
+    consumer._read_offset = _NoReadMark()
 
 
 def ignore_offset_gaps(consumer: Any) -> None:

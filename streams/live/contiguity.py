@@ -80,6 +80,23 @@ class OffsetContiguity:
         self._next[key] = offset + 1
         return Admission.ACCEPT_HOLE
 
+    def overdue(self) -> list[tuple[str, int, int]]:
+        """Repairs whose seek brought nothing for `reseek_after` seconds (no record arrived to
+        notice it): (topic, partition, missing offset) to seek again, now counted as sought."""
+        now = time.monotonic()
+        due = []
+        for key, repair in self._repairs.items():
+            if now - repair.since >= self.reseek_after:
+                repair.since, repair.seeks = now, repair.seeks + 1
+                due.append((key[0], key[1], self._next[key]))
+        return due
+
+    def rewind(self, topic: str, partition: int, offset: int) -> None:
+        """A record from `offset` on was dropped here (given back): it must come again."""
+        key = (topic, partition)
+        if key in self._next:
+            self._next[key] = min(self._next[key], offset)
+
     def missing_from(self, topic: str, partition: int) -> int:
         return self._next[(topic, partition)]
 

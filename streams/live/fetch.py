@@ -19,6 +19,7 @@ class FetchState:
     highwater: int | None  # log end offset as of the last fetch response
     polled_at: int | None  # wall-clock ms of that fetch response
     position: int | None = None  # next offset the consumer hands out (all before it left aiokafka)
+    paused: bool = False
 
     def caught_up(self, last_seen: int) -> bool:
         """Nothing in the partition beyond offset `last_seen` (-1: nothing seen)."""
@@ -42,7 +43,18 @@ class FetchView:
         if partition is None:
             return None
         position = partition.position if partition.has_valid_position else None
-        return FetchState(partition.highwater, partition.timestamp, position)
+        return FetchState(partition.highwater, partition.timestamp, position, bool(partition.paused))
+
+    def last_answer(self) -> int | None:
+        """Wall-clock ms of the newest fetch response for any assigned partition: how recently the
+        broker answered at all (one partition's own can be old only because it is not fetched)."""
+        try:
+            assignment = self._aiokafka()._subscription.subscription.assignment
+            stamps = [assignment.state_value(tp).timestamp for tp in assignment.tps]
+        except Exception:
+            return None
+        answered = [stamp for stamp in stamps if stamp is not None]
+        return max(answered) if answered else None
 
     def polled_at(self, tp: TP) -> int | None:
         state = self.state(tp)

@@ -10,7 +10,9 @@ producer that writes a partition's topics in event-time order (`streams replay` 
 therefore exactly the merge of the two partitions by timestamp, which the offline engine reproduces.
 
 Held messages are not acknowledged (streams/live/acks.py), so their offsets are not committed before
-they are processed: a crash re-delivers them.
+they are processed: a crash re-delivers them. A rebalance gives them back the same way: they are
+dropped un-acked, and the partition's next owner (maybe this worker) fetches them again from the
+committed offset, so order never depends on a rebalance.
 """
 
 from __future__ import annotations
@@ -108,6 +110,20 @@ class PartitionSequencer:
         """Forget a revoked partition's held events (another worker will get them re-delivered)."""
         queues = self.partitions.pop(partition, None)
         return [held.entry for q in (queues.by_topic.values() if queues else ()) for held in q]
+
+    def drop_all(self) -> list[Entry]:
+        """Forget every held event (a rebalance began): they were never acked, so their offsets are
+        not committed and whoever owns each partition next reads them again, in order."""
+        dropped = [entry for partition in list(self.partitions) for entry in self.drop_partition(partition)]
+        return dropped
+
+    def waiting_since(self) -> dict[int, float]:
+        """Per partition holding events: when (monotonic) its oldest held event arrived."""
+        return {
+            partition: min(q[0].arrived for q in queues.by_topic.values() if q)
+            for partition, queues in self.partitions.items()
+            if any(queues.by_topic.values())
+        }
 
     def queued(self) -> dict[tuple[str, int], int]:
         """Held events per (topic, partition)."""

@@ -53,6 +53,15 @@ def test_memory_slope_per_worker_after_its_warm_up() -> None:
     assert rows[0]["slope_mib_per_hour"] == 60.0 and rows[0]["first_mib"] == 301.0
     assert rows[0]["max_mib"] == 500.0
     assert rows[1]["slope_mib_per_hour"] == 0.0 and rows[1]["last_mib"] == 280.0
+    assert rows[0]["second_half_slope_mib_per_hour"] == 60.0  # a leak goes on to the end
+
+
+def test_memory_that_fills_caches_then_levels_off_is_flat_in_the_second_half() -> None:
+    result = SoakResult(SoakConfig())
+    for minute in range(20):
+        result.samples.append(Sample(minute * 60.0, 0, 0, 0, 250.0 + min(minute, 8) * 5, worker=0))
+    row = result.memory()["per_worker"][0]
+    assert row["slope_mib_per_hour"] > 0 and row["second_half_slope_mib_per_hour"] == 0.0
 
 
 def test_a_dead_letter_is_known_by_its_source_message() -> None:

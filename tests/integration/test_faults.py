@@ -89,14 +89,6 @@ def assert_each_event_applied_once(states: dict[str, Any], records: list[LogReco
 # Its time is the worker's processing, several times longer on busy cores: hence its own limit
 # (17 min measured on two cores shared with a training run and other tests).
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(
-    # The open bug shows either as a failed assertion or, when events were skipped, as the wait for
-    # their recommendations running out (TimeoutError); a hang past the test's own limit still fails.
-    raises=(AssertionError, TimeoutError),
-    strict=False,
-    reason="open bug (README, Tests): after kills, some runs skip events (session 4's CI runs: 143 "
-    "users differed, 1,104 recommendations missing) or leave a fired timer pending in the changelog",
-)
 def test_five_sigkills_during_a_100k_replay_lose_nothing_and_apply_nothing_twice(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -213,13 +205,6 @@ def test_broker_killed_and_restarted_mid_replay_the_worker_reconnects_and_loses_
 # -- 3. two workers in one group, one killed -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=False,
-    reason="open bug (README, Tests): Faust revokes partitions only after every handed-out event is "
-    "acked, so events the sequencer holds for order are released out of order during the rebalance "
-    "(else it hangs); triggers then differ from the offline replay for some users",
-)
 def test_a_killed_workers_partitions_move_to_the_other_which_serves_its_users(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -66,3 +66,23 @@ def test_a_revoked_partition_asks_for_its_resume_point_again(clock: Clock) -> No
     seen.admit("clicks", 2, 0, lambda: 0)
     seen.forget_partition(2)
     assert seen.admit("clicks", 2, 50, lambda: 50) is Admission.ACCEPT
+
+
+def test_a_given_back_record_rewinds_its_partition_so_its_absence_is_a_hole(clock: Clock) -> None:
+    seen = OffsetContiguity()
+    for offset in (97, 98, 99):
+        assert seen.admit("orders", 2, offset, lambda: 97) is Admission.ACCEPT
+    seen.rewind("orders", 2, 98)  # 98 and 99 were dropped un-acked
+    assert seen.admit("orders", 2, 100, lambda: 97) is Admission.SEEK
+    assert seen.missing_from("orders", 2) == 98
+    assert [seen.admit("orders", 2, o, lambda: 97) for o in (98, 99, 100)] == [Admission.ACCEPT] * 3
+
+
+def test_a_repair_whose_seek_brings_nothing_is_sought_again_from_the_timer(clock: Clock) -> None:
+    seen = OffsetContiguity(reseek_after=10)
+    seen.admit("clicks", 3, 0, lambda: 0)
+    assert seen.admit("clicks", 3, 2, lambda: 0) is Admission.SEEK
+    assert seen.overdue() == []
+    clock.now += 10
+    assert seen.overdue() == [("clicks", 3, 1)]
+    assert seen.overdue() == []  # counted: the next one is due 10 s later

@@ -152,3 +152,12 @@ def test_a_revoked_partition_hands_its_held_messages_back(clock: Clock) -> None:
     assert seq.holds(3) and seq.queued() == {("orders", 3): 1}
     assert seq.drop_partition(3) == [(held, "payload")]
     assert not seq.holds(3) and len(seq) == 0
+
+
+def test_a_rebalance_gives_back_every_held_event_and_forgets_where_each_partition_was(clock: Clock) -> None:
+    seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
+    first, second = event("orders", 7, 5, partition=0), event("clicks", 2, 9, partition=1)
+    seq.push(first, "a", fetched_at=1)
+    seq.push(second, "b", fetched_at=1)
+    assert sorted(offsets(seq.drop_all())) == [("clicks", 2), ("orders", 7)]
+    assert len(seq) == 0 and seq.last_offset("orders", 0) is None and seq.last_offset("clicks", 1) is None
