@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from streams.live import contiguity as contiguity_module
 from streams.live.contiguity import Admission, OffsetContiguity
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(contiguity_module.time, "monotonic", fake)
-    return fake
+from tests.live.conftest import Clock
 
 
 def test_records_from_the_resume_point_on_and_re_deliveries_before_it_are_accepted(clock: Clock) -> None:

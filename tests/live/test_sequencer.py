@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-from streams.live import sequencer as sequencer_module
 from streams.live.sequencer import PartitionSequencer
+from tests.live.conftest import Clock
 
 
 @dataclass
@@ -36,21 +34,6 @@ class Broker:
         self.asked.append((topic, partition, last, since))
         fresh = self.polled_at.get((topic, partition), 0) >= since
         return fresh and (-1 if last is None else last) + 1 >= self.highwater.get((topic, partition), 0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(sequencer_module.time, "monotonic", fake)
-    return fake
 
 
 def event(topic: str, offset: int, ts: int, partition: int = 0) -> FakeEvent:
