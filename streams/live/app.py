@@ -66,6 +66,8 @@ RESUME_AT = 500
 # fetch_max_wait_ms) while nothing fetched waits: none, for any partition, for this long means
 # unreachable. (One partition's own responses stop while its fetched records wait to be handed out.)
 UNANSWERED_AFTER_MS = 5000
+# Records handed out by the consumer that have not reached the agent this long were dropped on the
+# way (see Worker._lost_on_the_way) and are fetched again.
 IN_FLIGHT_LIMIT_S = 30.0
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -179,7 +181,8 @@ class Worker:
         self._fetch: FetchView | None = None
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
-        self._in_flight: dict[TP, tuple[int, float]] = {}  # consumer position, and since when
+        # (consumer position, next offset expected here), and since when
+        self._in_flight: dict[TP, tuple[tuple[int, int], float]] = {}
         self._last_hold_report = 0.0
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
@@ -323,6 +326,17 @@ class Worker:
         for topic, partition, offset in self.contiguity.overdue():
             log.warning("%s[%d]: offset %d still missing: seeking back again", topic, partition, offset)
             await self.app.consumer.seek(TP(topic, partition), offset)
+        if not self.app.rebalancing:
+            for topic, partition, offset in self._lost_on_the_way():
+                log.warning(
+                    "%s[%d]: records from %d handed out %.0f s ago never arrived: fetching them again",
+                    topic,
+                    partition,
+                    offset,
+                    IN_FLIGHT_LIMIT_S,
+                )
+                self.contiguity.repair(topic, partition, offset)
+                await self.app.consumer.seek(TP(topic, partition), offset)
         async with self.lock:
             ready = self.sequencer.release(self._caught_up, self._stalled)
             self._report_long_holds()
@@ -433,36 +447,57 @@ class Worker:
         logical = self.settings.logical(topic) or topic
         return self._partition_state(partition).offsets.get(f"{logical}/{partition}", -1)
 
+    def _broker_answering(self) -> bool:
+        answered = self.fetch.last_answer()
+        return answered is not None and time.time() * 1000 - answered < UNANSWERED_AFTER_MS
+
+    def _lost_on_the_way(self) -> list[tuple[str, int, int]]:
+        """Records the consumer handed out that never reach the agent: Faust dropped them (see
+        streams.live.contiguity), and no later record shows the hole because none was written
+        after them. Once the consumer's position and what arrived here have both stood still for
+        IN_FLIGHT_LIMIT_S, they are fetched again. (topic, partition, first missing offset)."""
+        if not self._broker_answering():
+            self._in_flight.clear()  # a silent broker delays everything: the limit starts again
+            return []
+        now = time.time()
+        lost = []
+        for tp in self.app.consumer.assignment():
+            if self.settings.logical(tp.topic) not in INPUT_TOPICS:
+                continue
+            state = self.fetch.state(tp)
+            if state is None or state.position is None:
+                continue
+            expected = self.contiguity.expected(tp.topic, tp.partition)
+            if expected is None:
+                expected = self._last_processed(tp.topic, tp.partition) + 1
+            if state.position <= expected:
+                self._in_flight.pop(tp, None)
+                continue
+            mark = (state.position, expected)
+            seen, since = self._in_flight.get(tp, (None, now))
+            if seen != mark:
+                self._in_flight[tp] = (mark, now)
+            elif now - since > IN_FLIGHT_LIMIT_S:
+                del self._in_flight[tp]
+                lost.append((tp.topic, tp.partition, expected))
+        return lost
+
     def _stalled(self, topic: str, partition: int) -> bool:
         """Nothing of this topic-partition is on its way to the sequencer although the broker
         answers fetches for it: records the consumer handed out but the agent has not reached yet
-        (a busy process), records on the broker not fetched yet, and a silent broker (restarting)
-        are delays, not a stall. A position that has not moved for IN_FLIGHT_LIMIT_S while records
-        are on their way is a stall."""
+        (a busy process, or lost on the way and fetched again: `_lost_on_the_way`), records on the
+        broker not fetched yet, and a silent broker (restarting) are delays, not a stall."""
         tp = TP(topic, partition)
         state = self.fetch.state(tp)
         if state is None or state.polled_at is None or state.position is None:
             return False
-        now = time.time()
-        answered = self.fetch.last_answer()
-        if answered is None or now * 1000 - answered >= UNANSWERED_AFTER_MS:
-            # The broker is silent (restarting, unreachable): a delay, not a stall. Records handed
-            # out before it went silent may be stuck behind a send meanwhile: their time limit
-            # starts again when it answers.
-            self._in_flight.pop(tp, None)
+        if not self._broker_answering():
             return False
         # Records the broker has but the fetcher has not brought yet are on their way like those
         # handed out: a partition whose first fetch after an assignment is still to come is slow,
         # not stalled, and opening the valve then would let the other topic overtake it.
         behind = state.highwater is not None and state.position < state.highwater
-        if state.position <= self._last_seen(topic, partition) + 1 and not behind:
-            self._in_flight.pop(tp, None)
-            return True
-        position, since = self._in_flight.setdefault(tp, (state.position, now))
-        if position != state.position:
-            self._in_flight[tp] = (state.position, now)
-            return False
-        return now - since > IN_FLIGHT_LIMIT_S
+        return state.position <= self._last_seen(topic, partition) + 1 and not behind
 
     def _caught_up(self, topic: str, partition: int, last_offset: int | None, since: int) -> bool:
         state = self.fetch.state(TP(topic, partition))

@@ -91,6 +91,17 @@ class OffsetContiguity:
                 due.append((key[0], key[1], self._next[key]))
         return due
 
+    def expected(self, topic: str, partition: int) -> int | None:
+        """The next offset due here (None: nothing arrived since the assignment)."""
+        return self._next.get((topic, partition))
+
+    def repair(self, topic: str, partition: int, offset: int) -> None:
+        """Records from `offset` on were lost without a later one showing it (the caller seeks):
+        what arrives past it is dropped until `offset` comes again."""
+        key = (topic, partition)
+        self._next[key] = offset
+        self._repairs[key] = _Repair(time.monotonic(), 1)
+
     def rewind(self, topic: str, partition: int, offset: int) -> None:
         """A record from `offset` on was dropped here (given back): it must come again."""
         key = (topic, partition)

@@ -70,3 +70,15 @@ def test_a_repair_whose_seek_brings_nothing_is_sought_again_from_the_timer(clock
     clock.now += 10
     assert seen.overdue() == [("clicks", 3, 1)]
     assert seen.overdue() == []  # counted: the next one is due 10 s later
+
+
+def test_records_lost_at_the_end_of_a_partition_are_repaired_when_the_worker_notices(clock: Clock) -> None:
+    # Nothing was written after them, so no later record shows the hole: the worker sees the
+    # consumer's position stand past what arrived, and starts the repair itself.
+    seen = OffsetContiguity()
+    assert seen.expected("orders", 1) is None
+    seen.admit("orders", 1, 0, lambda: 0)
+    seen.repair("orders", 1, 1)
+    assert seen.admit("orders", 1, 2, lambda: 0) is Admission.DROP  # the old fetch's rest
+    assert seen.admit("orders", 1, 1, lambda: 0) is Admission.ACCEPT
+    assert seen.expected("orders", 1) == 2 and seen.holes_repaired == 1
