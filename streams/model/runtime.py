@@ -159,7 +159,8 @@ class OnnxRecommender:
         # must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats
         # only when the shapes are the same. So a row's width is chosen by its own length alone (the
         # smallest bucket that holds it: short histories stay cheap), rows of one width run together,
-        # and a single row goes through as two (a batch of one takes a matrix-vector path).
+        # and every group has an even number of rows: the matrix kernels take rows in pairs, and an
+        # odd last row goes a one-row path whose sums differ in the last bit.
         window = loaded.featurizer.config.window
         if not histories:
             logits, intent = loaded.session.run(list(OUTPUT_NAMES), loaded.featurizer.encode([[], []]))
@@ -173,7 +174,7 @@ class OnnxRecommender:
         intent: np.ndarray | None = None
         for width, members in sorted(groups.items()):
             rows = [histories[i] for i in members]
-            if len(rows) == 1:
+            if len(rows) % 2:
                 rows.append([])
             inputs = loaded.featurizer.encode(rows, pad_to=width)
             part_logits, part_intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
