@@ -101,10 +101,11 @@ class Settings:
     log_salt: str = field(default="streams", repr=False)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     advertised_url: str | None = None  # how other workers reach this one (default: http://host:port)
-    # Per RocksDB database (one per table and partition: 3 x partitions of them). Faust's defaults
-    # (a 2 GiB block cache and 3 x 64 MiB write buffers *each*) let a worker grow by gigabytes.
-    rocksdb_cache_mb: int = 16
-    rocksdb_write_buffer_mb: int = 4
+    # For the whole worker: one block cache all its RocksDB databases share (one per table and
+    # partition), with their memtables charged to it (streams/live/rocks.py). Faust's defaults
+    # (a 2 GiB cache and 3 x 64 MiB write buffers per database) let a worker grow by gigabytes.
+    rocksdb_cache_mb: int = 64
+    rocksdb_write_buffer_mb: int = 32  # the memtables' share of the cache
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -127,18 +128,16 @@ class Settings:
             max_message_bytes=int(env.get("STREAMS_MAX_MESSAGE_BYTES", str(MAX_VALUE_BYTES))),
             log_salt=env.get("STREAMS_LOG_SALT") or "streams",
             kafka_security=KafkaSecurity.from_env(env),
-            rocksdb_cache_mb=int(env.get("STREAMS_ROCKSDB_CACHE_MB", "16")),
-            rocksdb_write_buffer_mb=int(env.get("STREAMS_ROCKSDB_WRITE_BUFFER_MB", "4")),
+            rocksdb_cache_mb=int(env.get("STREAMS_ROCKSDB_CACHE_MB", "64")),
+            rocksdb_write_buffer_mb=int(env.get("STREAMS_ROCKSDB_WRITE_BUFFER_MB", "32")),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
     def rocksdb_options(self) -> dict[str, int]:
-        """Options for each table's RocksDB databases (Faust's RocksDBOptions)."""
-        mib = 1024 * 1024
+        """Per-database options (Faust's RocksDBOptions); the memory budget is `RocksMemory`'s."""
         return {
-            "block_cache_size": self.rocksdb_cache_mb * mib,
-            "block_cache_compressed_size": self.rocksdb_cache_mb * mib,  # python-rocksdb driver only
-            "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
+            # A database's memtable is flushed at this size, or sooner when the shared budget is full.
+            "write_buffer_size": min(4, self.rocksdb_write_buffer_mb) * 1024 * 1024,
             "max_write_buffer_number": 2,
         }
 

@@ -51,6 +51,7 @@ from streams.live.contiguity import Admission, OffsetContiguity
 from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
 from streams.live.metrics import WorkerMetrics
+from streams.live.rocks import MIB, RocksMemory
 from streams.live.sequencer import PartitionSequencer
 from streams.live.store import AckedTable, AckedWriteStore
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
@@ -131,13 +132,17 @@ class Worker:
             for name in (RECOMMENDATIONS, PROMOTION_TRIGGERS, AUDIENCE_SEGMENTS, DEMAND)
         }
         self.dead_letters = app.topic(settings.topic("dead-letters"), **RAW)
+        self.rocks_memory = RocksMemory(
+            cache_bytes=settings.rocksdb_cache_mb * MIB,
+            write_buffer_bytes=settings.rocksdb_write_buffer_mb * MIB,
+        )
         # bytes types make Faust store keys and values untouched ("raw"); we encode msgpack ourselves.
         table_args = {
             "default": None,
             "partitions": settings.partitions,
             "key_type": bytes,
             "value_type": bytes,
-            "options": settings.rocksdb_options(),
+            "options": {**settings.rocksdb_options(), "memory": self.rocks_memory},
         }
         self.states = app.Table(STATE_TABLE, **table_args)
         self.partition_table = app.Table("partition_state", **table_args)

@@ -40,5 +40,19 @@ class WorkerMetrics:
             "streams_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r
         )
 
+        # What a worker holds in memory besides its caches: these grow with the users it owns.
+        self.memory = Gauge(
+            "streams_memory_bytes",
+            "RocksDB's shared cache (memtables included) and memtables alone, in bytes",
+            ["part"],
+            registry=r,
+        )
+        self.indexed = Gauge(
+            "streams_indexed_entries",
+            "Entries of the in-memory timer and watch indexes",
+            ["index"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,6 +27,8 @@ from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP
 
+from streams.live.rocks import RocksMemory, SharedMemoryOptions
+
 log = logging.getLogger(__name__)
 
 Pending = tuple[int, bytes, bytes | None]  # (sequence, key, value; None = delete)
@@ -35,6 +37,10 @@ Pending = tuple[int, bytes, bytes | None]  # (sequence, key, value; None = delet
 class AckedWriteStore(rocksdb.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        memory = self.options.get("memory")
+        if isinstance(memory, RocksMemory):
+            sizes = {k: v for k, v in self.options.items() if k != "memory"}
+            self.rocksdb_options = SharedMemoryOptions(memory, **sizes)
         self._sequence = 0
         self._unacked: dict[int, deque[Pending]] = {}  # partition -> writes in changelog send order
         self._newest: dict[int, dict[bytes, Pending]] = {}  # partition -> key -> its newest write

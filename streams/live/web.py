@@ -124,6 +124,7 @@ def register_views(worker: Worker) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         _update_lag(worker)
+        _update_memory(worker)
         return web.bytes(worker.metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/openapi.json")
@@ -242,3 +243,10 @@ def _update_lag(worker: Worker) -> None:
         if highwater is not None:
             done = committed.get(tp) or 0
             worker.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
+
+
+def _update_memory(worker: Worker) -> None:
+    for part, value in worker.rocks_memory.usage().items():
+        worker.metrics.memory.labels(part.removesuffix("_bytes")).set(value)
+    worker.metrics.indexed.labels("timers").set(len(worker.timers))
+    worker.metrics.indexed.labels("watch").set(len(worker.watchers))

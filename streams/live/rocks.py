@@ -1,0 +1,81 @@
+"""One memory budget for all of a worker's RocksDB databases.
+
+Faust opens a database per table and partition (24 with 3 tables and 8 partitions) and gives each
+its own block cache and write buffers, so a worker's memory bound is 24 times a database's and is
+reached only after hours of traffic: memory climbs in steps long after warm-up, which looks like a
+leak and cannot be told from one. Here every database of the process shares one LRU block cache,
+and their memtables are charged to that cache (RocksDB's WriteBufferManager), as Kafka Streams
+advises for many stores in one process. Index and filter blocks live in the cache too, so the
+cache's capacity bounds what RocksDB holds, whatever the number of partitions or users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rocksdict
+from faust.stores.rocksdb import RocksDBOptions
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RocksMemory:
+    """The shared cache and memtable budget; one per worker process, handed to every table."""
+
+    cache_bytes: int
+    write_buffer_bytes: int  # memtables of all databases together, counted inside `cache_bytes`
+    cache: rocksdict.Cache = field(init=False, repr=False)
+    write_buffers: rocksdict.WriteBufferManager = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.write_buffer_bytes < self.cache_bytes:
+            raise ValueError(
+                f"RocksDB write buffer budget ({self.write_buffer_bytes} bytes) must be positive and"
+                f" smaller than the cache that holds it ({self.cache_bytes} bytes)"
+            )
+        cache = rocksdict.Cache(self.cache_bytes)
+        object.__setattr__(self, "cache", cache)
+        # allow_stall=False: a full budget flushes memtables early rather than blocking writers.
+        manager = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            self.write_buffer_bytes, False, cache
+        )
+        object.__setattr__(self, "write_buffers", manager)
+
+    def usage(self) -> dict[str, int]:
+        """Bytes in the shared cache (memtables included) and in memtables alone."""
+        return {"cache_bytes": self.cache.get_usage(), "memtable_bytes": self.write_buffers.get_usage()}
+
+
+class SharedMemoryOptions(RocksDBOptions):
+    """Faust's RocksDB options with the worker's shared cache and memtable budget (rocksdict only)."""
+
+    def __init__(self, memory: RocksMemory, **options: Any) -> None:
+        super().__init__(**options, use_rocksdict=True)
+        self.memory = memory
+
+    def as_options(self) -> rocksdict.Options:
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_max_open_files(self.max_open_files)
+        options.set_write_buffer_size(self.write_buffer_size)
+        options.set_target_file_size_base(self.target_file_size_base)
+        options.set_max_write_buffer_number(self.max_write_buffer_number)
+        options.set_write_buffer_manager(self.memory.write_buffers)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_block_cache(self.memory.cache)
+        table.set_cache_index_and_filter_blocks(True)
+        # Level-0 files are read on every miss: keep their index and filter from being evicted.
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        return options
+
+    def open(self, path: Path, *, read_only: bool = False) -> rocksdict.Rdict:
+        access = rocksdict.AccessType.read_write()
+        db = rocksdict.Rdict(str(path), options=self.as_options(), access_type=access)
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
