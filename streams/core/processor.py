@@ -34,7 +34,7 @@ from streams.core.recommend import Prediction, Recommender, RecRequest
 from streams.core.rules import exclusions, finalize
 from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
 from streams.core.state import StateLimits, UserState, apply_event, is_duplicate
-from streams.core.timers import TimerIndex
+from streams.core.timers import Timers
 from streams.core.trending import Trending
 
 RECOMMENDATIONS = "recommendations"
@@ -148,7 +148,7 @@ class Processor:
         batch: Sequence[Incoming],
         load: StateLoader,
         partitions: dict[int, PartitionState],
-        timers: TimerIndex,
+        timers: Timers,
     ) -> BatchResult:
         timers.compact()
         ledger: dict[str, UserState | None] = {}  # latest state per user touched by this batch
@@ -208,7 +208,7 @@ class Processor:
         return BatchResult(results, states, touched)
 
     def advance(
-        self, partition: int, now: int, load: StateLoader, timers: TimerIndex
+        self, partition: int, now: int, load: StateLoader, timers: Timers
     ) -> tuple[list[Output], dict[str, UserState]]:
         """Fire the partition's timers due at `now` (a live worker's wall-clock tick)."""
         timers.compact()
@@ -366,7 +366,7 @@ class Processor:
         self,
         partition: int,
         now: int,
-        timers: TimerIndex,
+        timers: Timers,
         latest: Callable[[str], UserState | None],
         as_of: Callable[[str], UserState | None],
     ) -> list[Output]:
@@ -394,7 +394,7 @@ class Processor:
         return outputs
 
     def _segments_due(
-        self, partition: int, user: str, due: int, facts: UserState, owner: UserState, timers: TimerIndex
+        self, partition: int, user: str, due: int, facts: UserState, owner: UserState, timers: Timers
     ) -> list[Output]:
         """A lifecycle boundary passed: re-evaluate the segments at `due`, then wait for the next one."""
         if owner.timers.get(segments.TIMER) == due:

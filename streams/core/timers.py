@@ -11,6 +11,23 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Timers(Protocol):
+    """What the processor needs of a due-timer index: `TimerIndex` in memory (offline replays), or a
+    worker's RocksDB-backed one (`streams.live.local_index`), which pops in the same order."""
+
+    def add(self, partition: int, due: int, user_id: str, kind: str) -> None: ...
+
+    def pop_due(self, partition: int, now: int) -> list[tuple[int, str, str]]: ...
+
+    def compact(self) -> None: ...
+
+    def next_due(self, partition: int) -> int | None: ...
+
+    def drop_partition(self, partition: int) -> None: ...
+
 
 COMPACT_SLACK = 64  # superseded entries tolerated per partition beyond one per live timer
 

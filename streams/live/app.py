@@ -38,7 +38,6 @@ from streams.core.processor import (
 from streams.core.recommend import Recommender
 from streams.core.segments import AUDIENCE_SEGMENTS
 from streams.core.state import StateLimits, UserState
-from streams.core.timers import TimerIndex
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
@@ -50,12 +49,12 @@ from streams.live.context import PartitionContexts
 from streams.live.contiguity import Admission, OffsetContiguity
 from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
+from streams.live.local_index import LocalIndexDB, RocksTimerIndex, RocksWatchIndex
 from streams.live.metrics import WorkerMetrics
 from streams.live.rocks import MIB, RocksMemory
 from streams.live.sequencer import PartitionSequencer
 from streams.live.store import AckedTable, AckedWriteStore
 from streams.live.tables import STATE_TABLE, decode_state, encode_state
-from streams.live.watchers import WatchIndex
 from streams.partitioning import partition_for
 from streams.redaction import user_ref
 
@@ -153,7 +152,9 @@ class Worker:
             on_update=self._catalog_changed,
             max_bytes=settings.max_message_bytes,
         )
-        self.watchers = WatchIndex()  # item -> local users who saw it (price drop, restock)
+        # Derived from the states, rebuilt per assigned partition; in RocksDB so memory stays flat.
+        self.local_index = LocalIndexDB(datadir / "local-index", self.rocks_memory)
+        self.watchers = RocksWatchIndex(self.local_index)  # item -> local users who saw it
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
             recommender,
@@ -161,7 +162,7 @@ class Worker:
             StateLimits(recent_events=settings.recent_events),
             catalog=self.catalog.items,
         )
-        self.timers = TimerIndex()
+        self.timers = RocksTimerIndex(self.local_index)
         self.partitions: dict[int, PartitionState] = {}
         self.wall_at_watermark: dict[int, float] = {}
         self.metrics = WorkerMetrics()

@@ -40,7 +40,6 @@ class WorkerMetrics:
             "streams_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r
         )
 
-        # What a worker holds in memory besides its caches: these grow with the users it owns.
         self.memory = Gauge(
             "streams_memory_bytes",
             "RocksDB's shared cache (memtables included) and memtables alone, in bytes",
@@ -48,9 +47,8 @@ class WorkerMetrics:
             registry=r,
         )
         self.indexed = Gauge(
-            "streams_indexed_entries",
-            "Entries of the in-memory timer and watch indexes",
-            ["index"],
+            "streams_local_index_keys",
+            "Keys of the local timer and watcher index (RocksDB's estimate)",
             registry=r,
         )
 

@@ -248,5 +248,4 @@ def _update_lag(worker: Worker) -> None:
 def _update_memory(worker: Worker) -> None:
     for part, value in worker.rocks_memory.usage().items():
         worker.metrics.memory.labels(part.removesuffix("_bytes")).set(value)
-    worker.metrics.indexed.labels("timers").set(len(worker.timers))
-    worker.metrics.indexed.labels("watch").set(len(worker.watchers))
+    worker.metrics.indexed.set(worker.local_index.estimated_keys())

@@ -1,0 +1,188 @@
+"""The worker's due-timer and item-watcher indexes in a local RocksDB, not in Python memory.
+
+Both indexes have an entry per user the worker owns (every shopper carries a lifecycle timer, and
+up to 20 watched items), so in the heap they grew with the user base for as long as the worker
+ran. Here they live in one local database under the worker's shared RocksDB memory budget
+(`streams.live.rocks`): memory stays flat however many users arrive. The user states are the truth;
+these are derived and rebuilt when a partition is assigned, so the database has no changelog and
+no write-ahead log, and is wiped when the worker starts.
+
+Keys are order-preserving: a partition and a due time as big-endian integers, strings escaped the
+way FoundationDB's tuple layer does (NUL becomes NUL 0xFF, each string ends in NUL 0x01), so
+RocksDB's byte order is Python's `(due, user, kind)` order and pops come out exactly as from
+`streams.core.timers.TimerIndex`, the in-memory index an offline replay uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import rocksdict
+
+from streams.core.state import UserState
+from streams.live.rocks import RocksMemory, SharedMemoryOptions
+
+_TIMER, _LATEST, _WATCHED_BY, _WATCHES = b"T", b"L", b"W", b"U"
+_END = b"\x00\x01"
+_DUE_OFFSET = 1 << 63  # dues as unsigned: negative ones still sort first
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + _END
+
+
+def _texts(raw: bytes) -> list[str]:
+    out, start, i = [], 0, 0
+    while i < len(raw):
+        if raw[i] == 0:
+            if raw[i + 1] == 1:
+                out.append(raw[start:i].replace(b"\x00\xff", b"\x00").decode("utf-8", "surrogatepass"))
+                start = i = i + 2
+                continue
+            i += 2  # an escaped NUL
+            continue
+        i += 1
+    return out
+
+
+def _partition(partition: int) -> bytes:
+    return partition.to_bytes(4, "big")
+
+
+def _due(due: int) -> bytes:
+    return (due + _DUE_OFFSET).to_bytes(8, "big")
+
+
+def _after(prefix: bytes) -> bytes:
+    """The first key past every key that starts with `prefix`."""
+    return (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
+
+
+class LocalIndexDB:
+    """One local RocksDB for the derived indexes, opened empty."""
+
+    def __init__(self, path: Path, memory: RocksMemory) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = SharedMemoryOptions(
+            memory, write_buffer_size=4 * 1024 * 1024, max_write_buffer_number=2
+        ).open(path)
+        writes = rocksdict.WriteOptions()
+        writes.disable_wal = True  # rebuilt from the states anyway
+        self.db.set_write_options(writes)
+
+    def keys_from(self, prefix: bytes) -> Iterator[bytes]:
+        it = self.db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                return
+            yield key
+            it.next()
+
+    def estimated_keys(self) -> int:
+        return self.db.property_int_value("rocksdb.estimate-num-keys") or 0
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class RocksTimerIndex:
+    """`streams.core.timers.TimerIndex`'s interface on `LocalIndexDB`."""
+
+    def __init__(self, db: LocalIndexDB) -> None:
+        self._db = db.db
+        self._local = db
+        # Entries a later `add` moved, deleted at the next `compact`: within a batch an entry superseded
+        # by a later event of the batch is still due as of the events before it.
+        self._superseded: list[bytes] = []
+
+    def add(self, partition: int, due: int, user_id: str, kind: str) -> None:
+        who = _text(user_id) + _text(kind)
+        latest_key = _LATEST + _partition(partition) + who
+        before = self._db.get(latest_key)
+        if before is not None and before != _due(due):
+            self._superseded.append(_TIMER + _partition(partition) + before + who)
+        self._db.put(_TIMER + _partition(partition) + _due(due) + who, b"")
+        self._db.put(latest_key, _due(due))
+
+    def pop_due(self, partition: int, now: int) -> list[tuple[int, str, str]]:
+        prefix = _TIMER + _partition(partition)
+        out = []
+        for key in list(self._due_keys(prefix, now)):
+            due_bytes, who = key[len(prefix) : len(prefix) + 8], key[len(prefix) + 8 :]
+            user, kind = _texts(who)
+            latest_key = _LATEST + _partition(partition) + who
+            if self._db.get(latest_key) == due_bytes:
+                self._db.delete(latest_key)
+            self._db.delete(key)
+            out.append((int.from_bytes(due_bytes, "big") - _DUE_OFFSET, user, kind))
+        return out
+
+    def _due_keys(self, prefix: bytes, now: int) -> Iterator[bytes]:
+        limit = _due(now)
+        for key in self._local.keys_from(prefix):
+            if key[len(prefix) : len(prefix) + 8] > limit:
+                return
+            yield key
+
+    def compact(self) -> None:
+        for key in self._superseded:
+            partition, rest = key[1:5], key[5:]
+            due, who = rest[:8], rest[8:]
+            if self._db.get(_LATEST + partition + who) != due:
+                self._db.delete(key)
+        self._superseded.clear()
+
+    def next_due(self, partition: int) -> int | None:
+        prefix = _TIMER + _partition(partition)
+        for key in self._local.keys_from(prefix):
+            return int.from_bytes(key[len(prefix) : len(prefix) + 8], "big") - _DUE_OFFSET
+        return None
+
+    def drop_partition(self, partition: int) -> None:
+        for kind in (_TIMER, _LATEST):
+            prefix = kind + _partition(partition)
+            self._db.delete_range(prefix, _after(prefix))
+        self._superseded = [k for k in self._superseded if k[1:5] != _partition(partition)]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._local.keys_from(_TIMER))
+
+
+class RocksWatchIndex:
+    """Which of this worker's users watch an item (they saw it: price-drop and back-in-stock
+    triggers). It follows each user's capped watch list exactly, forgetting items no longer
+    watched, so it holds at most users x 20 entries whatever item ids the traffic names."""
+
+    def __init__(self, db: LocalIndexDB) -> None:
+        self._db = db.db
+        self._local = db
+
+    def note(self, state: UserState) -> None:
+        """Make the index agree with this (new or stored) state's watch list."""
+        user = _text(state.user_id)
+        mine = _WATCHES + user
+        before = {_texts(key[len(mine) :])[0] for key in self._local.keys_from(mine)}
+        now = set(state.watch)
+        for item in before - now:
+            self._db.delete(mine + _text(item))
+            self._db.delete(_WATCHED_BY + _text(item) + user)
+        for item in now - before:
+            self._db.put(mine + _text(item), b"")
+            self._db.put(_WATCHED_BY + _text(item) + user, b"")
+
+    def users(self, item_id: str) -> set[str]:
+        prefix = _WATCHED_BY + _text(item_id)
+        return {_texts(key[len(prefix) :])[0] for key in self._local.keys_from(prefix)}
+
+    def __contains__(self, item_id: object) -> bool:
+        if not isinstance(item_id, str):
+            return False
+        return next(self._local.keys_from(_WATCHED_BY + _text(item_id)), None) is not None
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._local.keys_from(_WATCHED_BY))

@@ -1,0 +1,114 @@
+"""The worker's RocksDB-backed timer and watcher indexes: the in-memory ones' answers, on disk."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.core.state import UserState
+from streams.core.timers import TimerIndex
+from streams.core.triggers import WATCHED_ITEMS, watch_item
+from streams.live.local_index import LocalIndexDB, RocksTimerIndex, RocksWatchIndex, _text, _texts
+from streams.live.rocks import MIB, RocksMemory
+
+# Ids a hostile tracker can send: NUL inside, prefixes of each other, astral and combining characters.
+ODD_IDS = ["u", "u\x00", "u\x00\x00x", "u\x01", "uu", "ü", "u\u0301", "😀", "\x00", "a" * 128, "u\x00\xff"]
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalIndexDB:
+    return LocalIndexDB(tmp_path / "index", RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB))
+
+
+@given(
+    st.lists(st.text(max_size=6), min_size=1, max_size=4),
+    st.lists(st.text(max_size=6), min_size=1, max_size=4),
+)
+def test_keys_sort_as_the_strings_do_and_read_back(a: list[str], b: list[str]) -> None:
+    packed_a, packed_b = b"".join(map(_text, a)), b"".join(map(_text, b))
+    assert _texts(packed_a) == a
+    assert (packed_a < packed_b) == (a < b)
+
+
+def test_pops_the_in_memory_index_order_whatever_the_ids(local: LocalIndexDB) -> None:
+    """A random run of adds, moves, pops, compactions and revocations against `TimerIndex`."""
+    rng = random.Random(5)
+    memory, rocks = TimerIndex(), RocksTimerIndex(local)
+    latest: dict[tuple[int, str, str], int] = {}
+
+    def current(
+        popped: list[tuple[int, str, str]], partition: int, before: dict
+    ) -> list[tuple[int, str, str]]:
+        # Superseded entries may come out of either index until compacted, and the heap may hold a
+        # timer twice (set, moved, set back); callers skip both, so only live timers must agree.
+        live = [e for e in popped if before.get((partition, e[1], e[2])) == e[0]]
+        return [e for n, e in enumerate(live) if e not in live[:n]]
+
+    for step in range(4_000):
+        partition = rng.randrange(3)
+        action = rng.random()
+        if action < 0.6:
+            due, user, kind = (
+                rng.randrange(-5, 2_000),
+                rng.choice(ODD_IDS),
+                rng.choice(["cart", "win_back", "k\x00"]),
+            )
+            memory.add(partition, due, user, kind)
+            rocks.add(partition, due, user, kind)
+            latest[(partition, user, kind)] = due
+        elif action < 0.85:
+            now = rng.randrange(0, 2_000)
+            before = dict(latest)
+            from_memory, from_rocks = memory.pop_due(partition, now), rocks.pop_due(partition, now)
+            assert current(from_rocks, partition, before) == current(from_memory, partition, before), step
+            for _, user, kind in current(from_memory, partition, before):
+                del latest[(partition, user, kind)]
+        elif action < 0.97:
+            memory.compact()
+            rocks.compact()
+            for p in range(3):
+                assert rocks.next_due(p) == (
+                    min((d for (q, _, _), d in latest.items() if q == p), default=None)
+                )
+        else:
+            memory.drop_partition(partition)
+            rocks.drop_partition(partition)
+            latest = {key: due for key, due in latest.items() if key[0] != partition}
+    rocks.compact()
+    assert len(rocks) == len(latest)
+
+
+def test_a_timer_moved_on_every_event_leaves_one_entry(local: LocalIndexDB) -> None:
+    index = RocksTimerIndex(local)
+    for n in range(20_000):
+        index.add(0, 1_000 + n, "u1", "cart_abandonment")
+        index.compact()
+    assert len(index) == 1 and index.pop_due(0, 10**9) == [(20_999, "u1", "cart_abandonment")]
+    assert index.next_due(0) is None
+
+
+def test_watchers_follow_each_users_capped_watch_list(local: LocalIndexDB) -> None:
+    index = RocksWatchIndex(local)
+    states = [UserState(user) for user in ODD_IDS[:3]]
+    for ts in range(3_000):  # every event names an item nobody saw before
+        state = states[ts % 3]
+        watch_item(state, f"item-{ts}\x00", 1.0, True, ts)
+        index.note(state)
+    assert len(index) == 3 * WATCHED_ITEMS
+    assert index.users("item-2999\x00") == {ODD_IDS[2]} and "item-0\x00" not in index
+    assert "item-2999" not in index  # a prefix of a watched id is not watched
+    states[2].watch.clear()
+    index.note(states[2])
+    assert "item-2999\x00" not in index and len(index) == 2 * WATCHED_ITEMS
+
+
+def test_a_new_worker_starts_from_an_empty_index(tmp_path: Path) -> None:
+    memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
+    first = LocalIndexDB(tmp_path / "index", memory)
+    RocksTimerIndex(first).add(0, 5, "u", "cart")
+    first.close()
+    assert RocksTimerIndex(LocalIndexDB(tmp_path / "index", memory)).next_due(0) is None
