@@ -7,6 +7,7 @@ is sampled throughout, so a leak shows as a slope.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +52,15 @@ class Sample:
     dead_letters: int  # distinct source messages in dead-letters so far
     rss_mib: float | None  # the worker's resident memory (None while it is down)
     worker: int  # which incarnation of the worker (0 = the first, +1 per kill)
+    # RocksDB's shared block cache, memtables included (the worker's /metrics): bounded by
+    # STREAMS_ROCKSDB_CACHE_MB, it fills as the tables grow; what is left of RSS must stay flat.
+    cache_mib: float | None = None
+
+    @property
+    def outside_cache_mib(self) -> float | None:
+        if self.rss_mib is None or self.cache_mib is None:
+            return None
+        return round(self.rss_mib - self.cache_mib, 1)
 
 
 @dataclass
@@ -85,6 +95,9 @@ class SoakResult:
             # is a leak, growth only in the first half is caches and tables filling.
             late = [s for s in warm if s.seconds - started >= (mine[-1].seconds - started) / 2]
             slope, late_slope = _slope(warm), _slope(late)
+            outside = [s for s in warm if s.outside_cache_mib is not None]
+            outside_late = [s for s in late if s.outside_cache_mib is not None]
+            caches = [s.cache_mib for s in mine if s.cache_mib is not None]
             rows.append(
                 {
                     "worker": worker,
@@ -94,6 +107,9 @@ class SoakResult:
                     "max_mib": max(s.rss_mib for s in mine if s.rss_mib is not None),
                     "slope_mib_per_hour": slope,
                     "second_half_slope_mib_per_hour": late_slope,
+                    "max_cache_mib": max(caches) if caches else None,
+                    "outside_cache_slope_mib_per_hour": _slope(outside, outside=True),
+                    "outside_cache_second_half_slope_mib_per_hour": _slope(outside_late, outside=True),
                 }
             )
         return {"per_worker": rows}
@@ -117,12 +133,24 @@ class SoakResult:
         }
 
 
-def _slope(samples: list[Sample]) -> float | None:
-    """Least-squares growth of RSS in MiB per hour (None for fewer than 3 samples)."""
+def _slope(samples: list[Sample], outside: bool = False) -> float | None:
+    """Least-squares growth in MiB per hour of RSS, or of RSS outside the RocksDB cache (None for
+    fewer than 3 samples)."""
     if len(samples) < 3:
         return None
     hours = np.array([s.seconds for s in samples]) / 3600.0
-    return round(float(np.polyfit(hours, [s.rss_mib for s in samples], 1)[0]), 1)
+    mib = [s.outside_cache_mib if outside else s.rss_mib for s in samples]
+    return round(float(np.polyfit(hours, mib, 1)[0]), 1)
+
+
+def rocksdb_cache_mib(worker: WorkerProcess) -> float | None:
+    """The worker's shared RocksDB cache in use, memtables included (None while it is down)."""
+    try:
+        metrics = worker.metrics()
+    except OSError:
+        return None
+    found = re.search(r'^streams_memory_bytes\{part="cache"\} (\S+)$', metrics, re.M)
+    return round(float(found.group(1)) / 2**20, 1) if found else None
 
 
 def rss_mib(pid: int) -> float | None:
@@ -237,11 +265,13 @@ class Soak:
             dead_letters=len(letters.arrived),
             rss_mib=rss_mib(self.worker.process.pid),
             worker=self.result.kills,
+            cache_mib=rocksdb_cache_mib(self.worker),
         )
         self.result.samples.append(sample)
         print(
             f"  {sample.seconds:7.0f} s  sent {sample.sent:>8,}  recommendations {sample.recommendations:>8,}"
             f"  dead letters {sample.dead_letters:>6,}  worker #{sample.worker} RSS {sample.rss_mib} MiB"
+            f" (RocksDB cache {sample.cache_mib})"
         )
 
 
@@ -263,7 +293,8 @@ def summary(result: SoakResult) -> str:
         f"dead letters       {result.dead_letters:>9,}",
         f"promotion triggers {result.triggers:>9,}",
         f"lost               {result.lost:>9,}",
-        "worker RSS after warm-up (MiB): first -> last, max, slope (whole life; second half)",
+        "worker RSS after warm-up (MiB): first -> last, max, slope (whole life; second half);"
+        " RocksDB cache max; slope of RSS outside the cache (whole life; second half)",
     ]
 
     def rate(value: float | None) -> str:
@@ -273,6 +304,8 @@ def summary(result: SoakResult) -> str:
         lines.append(
             f"  #{row['worker']} {row['minutes']:>5.1f} min  {row['first_mib']} -> {row['last_mib']}, "
             f"max {row['max_mib']}, {rate(row['slope_mib_per_hour'])}; "
-            f"{rate(row['second_half_slope_mib_per_hour'])}"
+            f"{rate(row['second_half_slope_mib_per_hour'])}; cache max {row['max_cache_mib']}; outside it"
+            f" {rate(row['outside_cache_slope_mib_per_hour'])}; "
+            f"{rate(row['outside_cache_second_half_slope_mib_per_hour'])}"
         )
     return "\n".join(lines)

@@ -50,6 +50,7 @@ from streams.live.contiguity import Admission, OffsetContiguity
 from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
 from streams.live.local_index import LocalIndexDB, RocksTimerIndex, RocksWatchIndex
+from streams.live.malloc import TRIM_EVERY_SECONDS, release_free_memory
 from streams.live.metrics import WorkerMetrics
 from streams.live.rocks import MIB, RocksMemory
 from streams.live.sequencer import PartitionSequencer
@@ -189,6 +190,7 @@ class Worker:
         self._paused: set[TP] = set()
         # (consumer position, next offset expected here), and since when
         self._in_flight: dict[TP, tuple[tuple[int, int], float]] = {}
+        self._in_flight_checked = 0.0  # time.monotonic() of the last _lost_on_the_way
         self._last_hold_report = 0.0
         self._background: set[asyncio.Future[None]] = set()
         app.agent(self.inputs, name="user-events")(self._consume)
@@ -196,6 +198,7 @@ class Worker:
         if tick_seconds:
             app.timer(tick_seconds, name="wall-clock-timers")(self._tick)
         app.timer(0.05, name="sequencer-drain")(self._drain)
+        app.timer(TRIM_EVERY_SECONDS, name="release-free-memory")(self._release_free_memory)
         app.task(self._start_catalog)
         from streams.live.web import register_views
 
@@ -332,7 +335,9 @@ class Worker:
         for topic, partition, offset in self.contiguity.overdue():
             log.warning("%s[%d]: offset %d still missing: seeking back again", topic, partition, offset)
             await self.app.consumer.seek(TP(topic, partition), offset)
-        if not self.app.rebalancing:
+        # Once a second is enough to time a 30 s limit; _drain runs every batch and every 50 ms.
+        if not self.app.rebalancing and time.monotonic() - self._in_flight_checked >= 1.0:
+            self._in_flight_checked = time.monotonic()
             for topic, partition, offset in self._lost_on_the_way():
                 log.warning(
                     "%s[%d]: records from %d handed out %.0f s ago never arrived: fetching them again",
@@ -652,6 +657,9 @@ class Worker:
             max_bytes=self.settings.max_message_bytes,
         )
         await self.dead_letters.send(key=value["key"], value=encode_value(value))
+
+    async def _release_free_memory(self) -> None:
+        release_free_memory()
 
     # -- timers on the wall clock ------------------------------------------------------------------------
 

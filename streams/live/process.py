@@ -79,6 +79,11 @@ class WorkerProcess:
         except OSError:
             return None
 
+    def metrics(self) -> str:
+        """The worker's Prometheus text (`/metrics`); OSError while it does not answer."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.web_port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+
     def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

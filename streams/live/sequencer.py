@@ -114,8 +114,7 @@ class PartitionSequencer:
     def drop_all(self) -> list[Entry]:
         """Forget every held event (a rebalance began): they were never acked, so their offsets are
         not committed and whoever owns each partition next reads them again, in order."""
-        dropped = [entry for partition in list(self.partitions) for entry in self.drop_partition(partition)]
-        return dropped
+        return [entry for partition in list(self.partitions) for entry in self.drop_partition(partition)]
 
     def waiting_since(self) -> dict[int, float]:
         """Per partition holding events: when (monotonic) its oldest held event arrived."""

@@ -73,3 +73,14 @@ def test_rss_of_this_process_and_of_none() -> None:
     mine = rss_mib(os.getpid())
     assert mine is not None and mine > 10
     assert rss_mib(2**22 + 12_345) is None  # above the kernel's pid limit: never a process
+
+
+def test_growth_of_the_rocksdb_cache_alone_is_flat_outside_it() -> None:
+    result = SoakResult(SoakConfig())
+    for minute in range(20):
+        cache = 20.0 + min(minute, 15) * 3  # fills up to its bound, then stays
+        result.samples.append(Sample(minute * 60.0, 0, 0, 0, 150.0 + cache, worker=0, cache_mib=cache))
+    row = result.memory()["per_worker"][0]
+    assert row["slope_mib_per_hour"] > 100 and row["max_cache_mib"] == 65.0
+    assert row["outside_cache_slope_mib_per_hour"] == 0.0
+    assert row["outside_cache_second_half_slope_mib_per_hour"] == 0.0

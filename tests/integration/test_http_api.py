@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.error
@@ -12,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streams.bench.soak import rocksdb_cache_mib
 from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord
@@ -92,8 +92,8 @@ def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_
             assert status == 200 and "/users/{user_id}/recommendations" in spec["paths"]
             metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
             assert "streams_recommendations_total" in metrics
-            cache = re.search(r'^streams_memory_bytes\{part="cache"\} (\S+)$', metrics, re.M)
-            assert cache and float(cache.group(1)) > 0, "the shared RocksDB cache holds the tables"
+            cache = rocksdb_cache_mib(workers[0])
+            assert cache is not None and cache > 0, "the shared RocksDB cache holds the tables"
 
         # Live feed: subscribe through the *first* worker; the owner may be the other one.
         user = users[0]

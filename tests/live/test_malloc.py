@@ -1,0 +1,31 @@
+"""Freed C heap pages go back to the OS, even below a block that is still in use."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from pathlib import Path
+
+from streams.live.malloc import release_free_memory
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_free_pages_inside_the_heap_are_returned() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(4096) for _ in range(40_000)]  # 160 MiB, below glibc's mmap threshold
+    for block in blocks:
+        ctypes.memset(block, 1, 4096)  # touched: resident
+    for block in blocks[:-1]:
+        libc.free(block)  # the last one pins the heap's top: only trimming inside helps
+    before = rss_bytes()
+    assert release_free_memory()
+    assert before - rss_bytes() > 100 * 1024 * 1024
+    libc.free(blocks[-1])
