@@ -22,6 +22,11 @@ found all three: events missing from the changelog after restarts, with no dead 
    offsets unless it starts more than one past the committed offset: off by one, so a run starting
    just after an offset that was dropped (streams/live/contiguity.py) or is still being processed
    is committed. `guard_commits` declines that run until the offset is acknowledged.
+5. A seek from the wrong thread. Faust runs aiokafka in a thread of its own, but `Consumer.seek`
+   calls aiokafka's `seek` directly from the caller's thread, which deletes the partition's fetched
+   records while the fetcher in the other thread may be reading them: the fetcher crashed with a
+   KeyError and took the worker down (seen in a soak, on a seek of the contiguity repair).
+   `seek_on_the_consumer_thread` makes every seek a call on the consumer's own thread.
 
 These touch Faust's private attributes; tests/live/test_consumer_guards.py pins what they rely on.
 """
@@ -48,13 +53,23 @@ def resume(consumer: Any, tps: Iterable[TP]) -> None:
 
 
 def guard_commits(consumer: Any) -> None:
-    """Guards 2 to 4 above, once per consumer (before its fetcher starts)."""
+    """Guards 2 to 5 above, once per consumer (before its fetcher starts)."""
     if getattr(consumer, "_streams_guarded", False):
         return
     ignore_offset_gaps(consumer)
     deliver_every_offset(consumer)
     commit_only_from_the_committed_offset(consumer)
+    seek_on_the_consumer_thread(consumer)
     consumer._streams_guarded = True
+
+
+def seek_on_the_consumer_thread(consumer: Any) -> None:
+    thread = consumer._thread
+
+    async def seek(partition: TP, offset: int) -> None:
+        await thread.call_thread(thread.seek, partition, offset)
+
+    consumer._seek = seek
 
 
 class _NoReadMark(dict[Any, Any]):

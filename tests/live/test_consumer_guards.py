@@ -18,6 +18,7 @@ from streams.live.consumer_guards import (
     ignore_offset_gaps,
     pause,
     resume,
+    seek_on_the_consumer_thread,
     withhold,
 )
 
@@ -111,3 +112,19 @@ def test_records_below_the_last_read_offset_are_delivered_after_a_seek_back() ->
     # The fetch loop compares each record with this mark and drops those below it.
     assert c._read_offset[CLICKS] is None
     assert "get_read_offset = self._read_offset.__getitem__" in inspect.getsource(Consumer._drain_messages)
+
+
+def test_a_seek_runs_on_the_consumer_thread() -> None:
+    c = consumer()
+    # Why: Faust's own seek calls aiokafka from the caller's thread, racing its fetcher.
+    assert "self._thread.seek(" in inspect.getsource(type(c)._seek)
+    thread = c._thread
+    calls = []
+
+    async def call_thread(fun: object, *args: object) -> None:
+        calls.append((fun, args))
+
+    thread.call_thread = call_thread
+    seek_on_the_consumer_thread(c)
+    asyncio.run(c.seek(CLICKS, 41))
+    assert calls == [(thread.seek, (CLICKS, 41))]
