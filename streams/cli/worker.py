@@ -41,6 +41,7 @@ def worker(
     from streams.core.segments import SegmentRules
     from streams.kafka.topics import ensure_topics
     from streams.live.app import Worker
+    from streams.live.malloc import configure_allocator
     from streams.serving import ModelRecommender, default_model_dir
 
     try:
@@ -49,6 +50,7 @@ def worker(
     except ValueError as exc:
         typer.echo(f"rules: {exc}", err=True)
         raise typer.Exit(2) from None
+    configure_allocator()  # before RocksDB, onnxruntime and Faust start their threads
     settings = settings_from(bootstrap, topic_prefix, app_id, data_dir=data_dir, web_port=web_port)
     ensure_topics(settings)
     model_dir = None if no_model else (model or default_model_dir())
