@@ -18,41 +18,33 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
-from collections.abc import Callable
-
-log = logging.getLogger(__name__)
+from typing import Any
 
 TRIM_EVERY_SECONDS = 60.0
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters (malloc.h)
 
 
-def _find_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+def _libc_function(name: str, argtypes: list[Any]) -> Any | None:
+    """A glibc function with its C signature, or None where the C library lacks it."""
+    library = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        function = getattr(ctypes.CDLL(library), name) if library else None
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    if function is not None:
+        function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function
 
 
-_TRIM = _find_trim()
-_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters (malloc.h)
+_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t])
+_MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
 
 
 def configure_allocator() -> bool:
     """Call before threads start; False where the C library has no `mallopt`."""
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None:
+    if _MALLOPT is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_MMAP_THRESHOLD, 256 * 1024))
+    return bool(_MALLOPT(_M_ARENA_MAX, 2)) and bool(_MALLOPT(_M_MMAP_THRESHOLD, 256 * 1024))
 
 
 def release_free_memory() -> bool:
