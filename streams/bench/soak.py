@@ -55,6 +55,8 @@ class Sample:
     # RocksDB's shared block cache, memtables included (the worker's /metrics): bounded by
     # STREAMS_ROCKSDB_CACHE_MB, it fills as the tables grow; what is left of RSS must stay flat.
     cache_mib: float | None = None
+    # Every part of `streams_memory_bytes` (MiB) and `streams_python_blocks`: where RSS went.
+    parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def outside_cache_mib(self) -> float | None:
@@ -143,14 +145,21 @@ def _slope(samples: list[Sample], outside: bool = False) -> float | None:
     return round(float(np.polyfit(hours, mib, 1)[0]), 1)
 
 
-def rocksdb_cache_mib(worker: WorkerProcess) -> float | None:
-    """The worker's shared RocksDB cache in use, memtables included (None while it is down)."""
+def memory_parts(worker: WorkerProcess) -> dict[str, float]:
+    """The worker's memory by part from its /metrics, in MiB, and its Python block count (empty
+    while it is down)."""
     try:
         metrics = worker.metrics()
     except OSError:
-        return None
-    found = re.search(r'^streams_memory_bytes\{part="cache"\} (\S+)$', metrics, re.M)
-    return round(float(found.group(1)) / 2**20, 1) if found else None
+        return {}
+    parts = {
+        part: round(float(value) / 2**20, 1)
+        for part, value in re.findall(r'^streams_memory_bytes\{part="(\w+)"\} (\S+)$', metrics, re.M)
+    }
+    blocks = re.search(r"^streams_python_blocks (\S+)$", metrics, re.M)
+    if blocks:
+        parts["python_blocks"] = float(blocks.group(1))
+    return parts
 
 
 def rss_mib(pid: int) -> float | None:
@@ -265,13 +274,16 @@ class Soak:
             dead_letters=len(letters.arrived),
             rss_mib=rss_mib(self.worker.process.pid),
             worker=self.result.kills,
-            cache_mib=rocksdb_cache_mib(self.worker),
         )
+        sample.parts = memory_parts(self.worker)
+        sample.cache_mib = sample.parts.get("cache")
         self.result.samples.append(sample)
         print(
             f"  {sample.seconds:7.0f} s  sent {sample.sent:>8,}  recommendations {sample.recommendations:>8,}"
             f"  dead letters {sample.dead_letters:>6,}  worker #{sample.worker} RSS {sample.rss_mib} MiB"
-            f" (RocksDB cache {sample.cache_mib})"
+            f" (RocksDB cache {sample.cache_mib}; C heap in use {sample.parts.get('heap_in_use')},"
+            f" mapped {sample.parts.get('heap_mapped')}, free {sample.parts.get('heap_free')};"
+            f" table readers {sample.parts.get('table_readers')})"
         )
 
 

@@ -204,6 +204,12 @@ class Worker:
 
         register_views(self)
 
+    def databases(self) -> list[Any]:
+        """Every RocksDB database the worker has open: its tables' partitions and the local index."""
+        stores = [table.data for table in (self.states, self.partition_table, self.latest)]
+        acked = [store for store in stores if isinstance(store, AckedWriteStore)]
+        return [*(db for store in acked for db in store.open_databases()), self.local_index.db]
+
     # -- state access (always inside a partition context) ---------------------------------------------
 
     def load_state(self, user_id: str) -> UserState | None:

@@ -40,11 +40,38 @@ _TRIM = _libc_function("malloc_trim", [ctypes.c_size_t])
 _MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+_MALLINFO2 = _libc_function("mallinfo2", [])
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
+
+
 def configure_allocator() -> bool:
     """Call before threads start; False where the C library has no `mallopt`."""
     if _MALLOPT is None:
         return False
     return bool(_MALLOPT(_M_ARENA_MAX, 2)) and bool(_MALLOPT(_M_MMAP_THRESHOLD, 256 * 1024))
+
+
+def heap_usage() -> dict[str, int] | None:
+    """The C heap of all arenas, in bytes: blocks in use, free blocks the arenas keep, and blocks
+    mapped on their own (256 KiB and up); None where the C library has no `mallinfo2` (glibc < 2.33).
+
+    Resident memory mixes what is held with what fragmentation keeps: these tell the two apart.
+    """
+    if _MALLINFO2 is None:
+        return None
+    info = _MALLINFO2()
+    return {"in_use": info.uordblks, "free": info.fordblks, "mapped": info.hblkhd}
 
 
 def release_free_memory() -> bool:

@@ -42,9 +42,14 @@ class WorkerMetrics:
 
         self.memory = Gauge(
             "streams_memory_bytes",
-            "RocksDB's shared cache (memtables included) and memtables alone, in bytes",
+            "Memory by part, in bytes: RocksDB's shared cache (memtables included), memtables,"
+            " blocks pinned in the cache, table readers; the C heap in use, free in its arenas, and"
+            " mapped in large blocks",
             ["part"],
             registry=r,
+        )
+        self.python_blocks = Gauge(
+            "streams_python_blocks", "Python objects' memory blocks allocated", registry=r
         )
         self.indexed = Gauge(
             "streams_local_index_keys",

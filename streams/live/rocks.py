@@ -11,6 +11,7 @@ cache's capacity bounds what RocksDB holds, whatever the number of partitions or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,17 @@ class RocksMemory:
         )
         object.__setattr__(self, "write_buffers", manager)
 
-    def usage(self) -> dict[str, int]:
-        """Bytes in the shared cache (memtables included) and in memtables alone."""
-        return {"cache_bytes": self.cache.get_usage(), "memtable_bytes": self.write_buffers.get_usage()}
+    def usage(self, databases: Iterable[rocksdict.Rdict] = ()) -> dict[str, int]:
+        """Bytes in the shared cache (memtables included), in memtables alone, pinned in the cache,
+        and, summed over `databases`, in table readers: the one part of RocksDB's memory that is
+        outside the cache (index and filter blocks are inside it) and grows with open SST files."""
+        readers = sum(db.property_int_value("rocksdb.estimate-table-readers-mem") or 0 for db in databases)
+        return {
+            "cache_bytes": self.cache.get_usage(),
+            "memtable_bytes": self.write_buffers.get_usage(),
+            "pinned_bytes": self.cache.get_pinned_usage(),
+            "table_readers_bytes": readers,
+        }
 
 
 class SharedMemoryOptions(RocksDBOptions):

@@ -83,6 +83,10 @@ class AckedWriteStore(rocksdb.Store):
         if newest.get(key, (None,))[0] == sequence:
             del newest[key]
 
+    def open_databases(self) -> list[Any]:
+        """The RocksDB databases of the partitions this worker has open (for memory metrics)."""
+        return list(self._dbs.values())
+
     def unacked(self) -> int:
         return sum(len(q) for q in self._unacked.values())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.malloc import heap_usage
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -246,6 +248,9 @@ def _update_lag(worker: Worker) -> None:
 
 
 def _update_memory(worker: Worker) -> None:
-    for part, value in worker.rocks_memory.usage().items():
+    for part, value in worker.rocks_memory.usage(worker.databases()).items():
         worker.metrics.memory.labels(part.removesuffix("_bytes")).set(value)
+    for part, value in (heap_usage() or {}).items():
+        worker.metrics.memory.labels(f"heap_{part}").set(value)
+    worker.metrics.python_blocks.set(sys.getallocatedblocks())
     worker.metrics.indexed.set(worker.local_index.estimated_keys())

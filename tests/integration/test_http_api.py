@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.bench.soak import rocksdb_cache_mib
+from streams.bench.soak import memory_parts
 from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord
@@ -92,8 +92,10 @@ def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_
             assert status == 200 and "/users/{user_id}/recommendations" in spec["paths"]
             metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
             assert "streams_recommendations_total" in metrics
-            cache = rocksdb_cache_mib(workers[0])
-            assert cache is not None and cache > 0, "the shared RocksDB cache holds the tables"
+            parts = memory_parts(workers[0])
+            assert parts.get("cache", 0) > 0, "the shared RocksDB cache holds the tables"
+            assert parts.get("heap_in_use", 0) > 0 and parts.get("python_blocks", 0) > 0, parts
+            assert "table_readers" in parts and "heap_mapped" in parts, parts
 
         # Live feed: subscribe through the *first* worker; the owner may be the other one.
         user = users[0]
