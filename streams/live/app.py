@@ -558,9 +558,13 @@ class Worker:
         for p in {i.partition for i in batch}:
             self._partition_state(p)
 
+        watched: dict[str, set[str]] = {}  # items each loaded user watched: the index agrees with them
+
         def load(user_id: str) -> UserState | None:
             with self.contexts.partition(partition_of.get(user_id, self.partition_for(user_id))):
-                return self.load_state(user_id)
+                state = self.load_state(user_id)
+            watched[user_id] = set(state.watch) if state is not None else set()
+            return state
 
         try:
             result = self.processor.process_batch(batch, load, self.partitions, self.timers)
@@ -580,7 +584,8 @@ class Worker:
         self.metrics.applied.inc(applied)
         self.metrics.redelivered.inc(len(batch) - applied)
         await self._send(outputs, latency_from=received)
-        self._store(result.states, self._owner_partitions(result.states, partition_of), result.partitions)
+        partitions = self._owner_partitions(result.states, partition_of)
+        self._store(result.states, partitions, result.partitions, watched)
 
     def _owner_partitions(self, states: Mapping[str, UserState], known: dict[str, int]) -> dict[str, int]:
         return {user: known[user] if user in known else self.partition_for(user) for user in states}
@@ -589,9 +594,18 @@ class Worker:
         """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
         return partition_for(user_id, self.settings.partitions)
 
-    def _store(self, states: Mapping[str, UserState], partitions: dict[str, int], changed: set[int]) -> None:
+    def _store(
+        self,
+        states: Mapping[str, UserState],
+        partitions: dict[str, int],
+        changed: set[int],
+        watched: Mapping[str, set[str]] | None = None,
+    ) -> None:
+        """`watched`: the items each user watched when loaded, if known; the watch index is
+        rewritten only for users whose list changed (its update scans the index)."""
         for user, state in states.items():
-            self.watchers.note(state)
+            if watched is None or state.watch.keys() != watched.get(user):
+                self.watchers.note(state)
             with self.contexts.partition(partitions[user]):
                 self.states[user.encode()] = encode_state(state)
         for p in changed:
