@@ -27,6 +27,9 @@ LOGICAL_TOPICS = (
 )
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})
+# The worker's Faust tables; each is backed by a compacted changelog topic named after the app id.
+STATE_TABLE, PARTITION_TABLE, LATEST_TABLE = "user_state", "partition_state", "latest_recommendation"
+TABLES = (STATE_TABLE, PARTITION_TABLE, LATEST_TABLE)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,10 @@ class Settings:
         security = self.kafka_security
         candidates = (security.sasl_password, security.ssl_key_password, self.api_token)
         return [value for value in candidates if value]
+
+    def changelog_topic(self, table: str) -> str:
+        """Faust's name for a table's changelog topic."""
+        return f"{self.app_id}-{table}-changelog"
 
     def topic(self, logical: str) -> str:
         """Physical topic name for a logical one (`clicks` -> `<prefix>clicks`)."""

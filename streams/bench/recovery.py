@@ -18,17 +18,16 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from tqdm import tqdm
 
 from streams.bench.state import synthetic_states
-from streams.config import Settings
+from streams.config import STATE_TABLE, Settings
 from streams.core.state import UserState
 from streams.kafka.clients import client_options
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess
-from streams.live.tables import changelog_topic
 from streams.partitioning import partition_for
 
 
 def seed_changelog(settings: Settings, templates: Sequence[UserState], count: int) -> None:
-    topic = changelog_topic(settings.app_id)
+    topic = settings.changelog_topic(STATE_TABLE)
     admin = KafkaAdminClient(**client_options(settings))
     try:
         admin.create_topics(

@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.config import COMPACTED_TOPICS, LOGICAL_TOPICS, Settings
+from streams.config import COMPACTED_TOPICS, LOGICAL_TOPICS, TABLES, Settings
 from streams.kafka.clients import client_options
 
 
@@ -24,21 +24,29 @@ def admin_client(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin")
 
 
-def ensure_topics(settings: Settings, logical: tuple[str, ...] = LOGICAL_TOPICS) -> list[TopicReport]:
-    """Create missing topics; leave existing ones as they are (a partition count is never changed:
-    that would move users between partitions and orphan their state)."""
+def ensure_topics(
+    settings: Settings, logical: tuple[str, ...] = LOGICAL_TOPICS, tables: tuple[str, ...] = TABLES
+) -> list[TopicReport]:
+    """Create missing topics, the tables' changelogs included; leave existing ones as they are (a
+    partition count is never changed: that would move users between partitions and orphan their
+    state).
+
+    Faust would create the changelogs itself, but only once the worker has joined its group: the
+    group's metadata snapshot can then hold a changelog with 0 partitions, and Faust fails every
+    table write on "PartitionsMismatch" until the worker restarts."""
+    compacted = {settings.topic(name) for name in COMPACTED_TOPICS}
+    compacted |= {settings.changelog_topic(table) for table in tables}
     admin = admin_client(settings)
     try:
         existing = _partition_counts(admin)
         reports = []
-        for name in logical:
-            physical = settings.topic(name)
+        for physical in [*map(settings.topic, logical), *map(settings.changelog_topic, tables)]:
             if physical in existing:
                 reports.append(TopicReport(physical, False, existing[physical]))
                 continue
             configs = (
                 {"cleanup.policy": "compact"}
-                if name in COMPACTED_TOPICS
+                if physical in compacted
                 else {"retention.ms": str(settings.retention_ms)}
             )
             topic = NewTopic(physical, settings.partitions, settings.replication, topic_configs=configs)

@@ -22,7 +22,7 @@ import msgpack
 from faust.types import TP, EventT, StreamT
 
 from streams.codec import REPLAY_HEADER, encode_value, header_value
-from streams.config import INPUT_TOPICS, Settings
+from streams.config import INPUT_TOPICS, LATEST_TABLE, PARTITION_TABLE, STATE_TABLE, Settings
 from streams.core.catalog import CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.demand import DEMAND
@@ -55,7 +55,7 @@ from streams.live.metrics import WorkerMetrics
 from streams.live.rocks import MIB, RocksMemory
 from streams.live.sequencer import PartitionSequencer
 from streams.live.store import AckedTable, AckedWriteStore
-from streams.live.tables import STATE_TABLE, decode_state, encode_state
+from streams.live.tables import decode_state, encode_state
 from streams.partitioning import partition_for
 from streams.redaction import user_ref
 
@@ -145,8 +145,8 @@ class Worker:
             "options": {**settings.rocksdb_options(), "memory": self.rocks_memory},
         }
         self.states = app.Table(STATE_TABLE, **table_args)
-        self.partition_table = app.Table("partition_state", **table_args)
-        self.latest = app.Table("latest_recommendation", **table_args)
+        self.partition_table = app.Table(PARTITION_TABLE, **table_args)
+        self.latest = app.Table(LATEST_TABLE, **table_args)
         self.catalog = CatalogFollower(
             client_options(settings),
             settings.topic("catalog"),

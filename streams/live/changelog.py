@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.config import Settings
+from streams.config import STATE_TABLE, Settings
 from streams.core.state import UserState
 from streams.kafka.clients import client_options
-from streams.live.tables import changelog_topic, decode_state
+from streams.live.tables import decode_state
 from streams.partitioning import partition_for
 
 
 def read_states(settings: Settings, user_id: str | None = None) -> dict[str, UserState]:
     """Latest state per user (or of one user: only its partition is read)."""
-    topic = changelog_topic(settings.app_id)
+    topic = settings.changelog_topic(STATE_TABLE)
     consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     try:
         ids = consumer.partitions_for_topic(topic)

@@ -1,4 +1,5 @@
-"""The per-user state table: RocksDB (rocksdict) locally, a changelog topic for recovery."""
+"""The per-user state table's values: a `UserState` as msgpack (the table is RocksDB locally, its
+changelog topic `Settings.changelog_topic(STATE_TABLE)`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,6 @@ import msgpack
 
 from streams.codec import encode_value
 from streams.core.state import UserState
-
-STATE_TABLE = "user_state"
-
-
-def changelog_topic(app_id: str) -> str:
-    """Faust's name for the table's changelog topic."""
-    return f"{app_id}-{STATE_TABLE}-changelog"
 
 
 def encode_state(state: UserState) -> bytes:
