@@ -26,7 +26,8 @@ def create(
     topic_prefix: Prefix = None,
 ) -> None:
     """Create clicks, orders, catalog (compacted), recommendations, promotion-triggers,
-    audience-segments, dead-letters. Existing topics are left as they are."""
+    audience-segments, dead-letters, demand, demand-forecasts, and the worker's table changelogs
+    (compacted; named after STREAMS_APP_ID). Existing topics are left as they are."""
     settings = settings_from(bootstrap, topic_prefix, partitions=partitions, replication=replication)
     for report in ensure_topics(settings):
         state = "created" if report.created else "exists"
