@@ -46,7 +46,7 @@ from streams.live.acks import AckOrder
 from streams.live.catalog import CatalogFollower
 from streams.live.consumer_guards import acknowledge_missing, guard_commits, pause, resume, withhold
 from streams.live.context import PartitionContexts
-from streams.live.contiguity import Admission, OffsetContiguity
+from streams.live.contiguity import Admission, InFlightWatch, OffsetContiguity
 from streams.live.fetch import FetchView
 from streams.live.liveness import StallDetector
 from streams.live.local_index import LocalIndexDB, RocksTimerIndex, RocksWatchIndex
@@ -188,8 +188,7 @@ class Worker:
         self._fetch: FetchView | None = None
         self.stall = StallDetector(after=settings.stall_seconds)
         self._paused: set[TP] = set()
-        # (consumer position, next offset expected here), and since when
-        self._in_flight: dict[TP, tuple[tuple[int, int], float]] = {}
+        self._in_flight = InFlightWatch(IN_FLIGHT_LIMIT_S)
         self._in_flight_checked = 0.0  # time.monotonic() of the last _lost_on_the_way
         self._last_hold_report = 0.0
         self._background: set[asyncio.Future[None]] = set()
@@ -255,7 +254,7 @@ class Worker:
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             self._paused.discard(tp)
-            self._in_flight.pop(tp, None)
+            self._in_flight.forget(tp.topic, tp.partition)
             self.sequencer.drop_partition(tp.partition)
             self.acks.forget_partition(tp.partition)
             self.contiguity.forget_partition(tp.partition)
@@ -402,7 +401,7 @@ class Worker:
             # while the recovery finishes), the next record shows the hole and the worker seeks.
             self.contiguity.rewind(message.topic, message.partition, message.offset)
         self._paused.clear()
-        self._in_flight.clear()
+        self._in_flight.reset()
         if given_back:
             self.counts["given_back"] += len(given_back)
             log.info("rebalance: %d events given back un-acked, to be fetched again", len(given_back))
@@ -469,14 +468,11 @@ class Worker:
         return answered is not None and time.time() * 1000 - answered < UNANSWERED_AFTER_MS
 
     def _lost_on_the_way(self) -> list[tuple[str, int, int]]:
-        """Records the consumer handed out that never reach the agent: Faust dropped them (see
-        streams.live.contiguity), and no later record shows the hole because none was written
-        after them. Once the consumer's position and what arrived here have both stood still for
-        IN_FLIGHT_LIMIT_S, they are fetched again. (topic, partition, first missing offset)."""
+        """(topic, partition, first missing offset) of each input partition whose handed-out
+        records never reached the agent (`InFlightWatch`): they are to be fetched again."""
         if not self._broker_answering():
-            self._in_flight.clear()  # a silent broker delays everything: the limit starts again
+            self._in_flight.reset()  # a silent broker delays everything
             return []
-        now = time.time()
         lost = []
         for tp in self.app.consumer.assignment():
             if self.settings.logical(tp.topic) not in INPUT_TOPICS:
@@ -487,15 +483,7 @@ class Worker:
             expected = self.contiguity.expected(tp.topic, tp.partition)
             if expected is None:
                 expected = self._last_processed(tp.topic, tp.partition) + 1
-            if state.position <= expected:
-                self._in_flight.pop(tp, None)
-                continue
-            mark = (state.position, expected)
-            seen, since = self._in_flight.get(tp, (None, now))
-            if seen != mark:
-                self._in_flight[tp] = (mark, now)
-            elif now - since > IN_FLIGHT_LIMIT_S:
-                del self._in_flight[tp]
+            if self._in_flight.lost(tp.topic, tp.partition, state.position, expected):
                 lost.append((tp.topic, tp.partition, expected))
         return lost
 

@@ -118,3 +118,40 @@ class OffsetContiguity:
         for key in [k for k in self._next if k[1] == partition]:
             self._next.pop(key, None)
             self._repairs.pop(key, None)
+
+
+class InFlightWatch:
+    """Records the consumer handed out that never reach the agent, with no later record to show
+    the hole (none was written after them). The consumer's position then stands past the next
+    offset expected here; once both have stood still for `limit` seconds, the records from the
+    expected offset on are taken as lost and fetched again. A busy worker moves at least one of
+    the two within the limit, so it is never mistaken for a loss."""
+
+    def __init__(self, limit: float = 30.0) -> None:
+        self.limit = limit
+        self._marks: dict[tuple[str, int], tuple[tuple[int, int], float]] = {}  # (position, expected), since
+
+    def lost(self, topic: str, partition: int, position: int, expected: int) -> bool:
+        """True once `position` > `expected` has held unchanged for `limit` seconds (then the
+        watch starts again for this partition)."""
+        key = (topic, partition)
+        if position <= expected:
+            self._marks.pop(key, None)
+            return False
+        now = time.monotonic()
+        mark = (position, expected)
+        seen, since = self._marks.get(key, (None, now))
+        if seen != mark:
+            self._marks[key] = (mark, now)
+            return False
+        if now - since > self.limit:
+            del self._marks[key]
+            return True
+        return False
+
+    def forget(self, topic: str, partition: int) -> None:
+        self._marks.pop((topic, partition), None)
+
+    def reset(self) -> None:
+        """Everything is delayed (a rebalance, a silent broker): every limit starts again."""
+        self._marks.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.live.contiguity import Admission, OffsetContiguity
+from streams.live.contiguity import Admission, InFlightWatch, OffsetContiguity
 from tests.live.conftest import Clock
 
 
@@ -82,3 +82,42 @@ def test_records_lost_at_the_end_of_a_partition_are_repaired_when_the_worker_not
     assert seen.admit("orders", 1, 2, lambda: 0) is Admission.DROP  # the old fetch's rest
     assert seen.admit("orders", 1, 1, lambda: 0) is Admission.ACCEPT
     assert seen.expected("orders", 1) == 2 and seen.holes_repaired == 1
+
+
+def test_records_handed_out_that_never_arrive_are_lost_after_the_limit(clock: Clock) -> None:
+    watch = InFlightWatch(limit=30.0)
+    # The consumer handed out up to offset 19; the agent expects 12 next: 12..19 are on their way.
+    assert not watch.lost("clicks", 0, 20, 12)
+    clock.now += 29.0
+    assert not watch.lost("clicks", 0, 20, 12)
+    clock.now += 2.0
+    assert watch.lost("clicks", 0, 20, 12)  # still nothing after 31 s: fetched again
+    assert not watch.lost("clicks", 0, 20, 12)  # and the watch starts over
+
+
+def test_a_busy_worker_or_a_caught_up_partition_is_never_lost(clock: Clock) -> None:
+    watch = InFlightWatch(limit=30.0)
+    for step in range(10):  # slow, but the agent moves on: never lost
+        assert not watch.lost("clicks", 0, 100, 12 + step)
+        clock.now += 20.0
+    for step in range(10):  # the consumer fetched more meanwhile: a new mark each time
+        assert not watch.lost("clicks", 1, 100 + step, 12)
+        clock.now += 20.0
+    assert not watch.lost("clicks", 2, 12, 12)  # nothing handed out beyond what arrived
+    clock.now += 100.0
+    assert not watch.lost("clicks", 2, 12, 12)
+
+
+def test_a_reset_or_a_revoked_partition_starts_the_limit_again(clock: Clock) -> None:
+    watch = InFlightWatch(limit=30.0)
+    assert not watch.lost("clicks", 0, 20, 12) and not watch.lost("orders", 0, 5, 3)
+    clock.now += 25.0
+    watch.reset()  # a rebalance or a silent broker: everything was delayed
+    clock.now += 10.0
+    assert not watch.lost("clicks", 0, 20, 12)
+    clock.now += 25.0
+    watch.forget("clicks", 0)
+    clock.now += 10.0
+    assert not watch.lost("clicks", 0, 20, 12)
+    clock.now += 31.0
+    assert watch.lost("clicks", 0, 20, 12)
