@@ -57,3 +57,22 @@ def test_every_database_of_every_table_shares_one_bounded_cache(tmp_path: Path) 
 def test_a_write_budget_must_fit_in_the_cache() -> None:
     with pytest.raises(ValueError, match="smaller than the cache"):
         RocksMemory(cache_bytes=4 * MIB, write_buffer_bytes=4 * MIB)
+
+
+def test_a_reopened_database_still_caches_in_the_shared_budget(tmp_path: Path) -> None:
+    """After a restart the databases exist: their blocks must still go to the one shared cache."""
+    first = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
+    db = SharedMemoryOptions(first, write_buffer_size=1 * MIB).open(tmp_path / "db")
+    for n in range(20_000):
+        db.put(f"user-{n}".encode(), os.urandom(200))
+    db.flush()
+    db.close()
+    memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
+    db = SharedMemoryOptions(memory, write_buffer_size=1 * MIB).open(tmp_path / "db")
+    try:
+        assert db.property_int_value("rocksdb.block-cache-capacity") == 16 * MIB
+        before = memory.usage()["cache_bytes"]
+        assert all(db.get(f"user-{n}".encode()) is not None for n in range(0, 20_000, 10))
+        assert memory.usage()["cache_bytes"] - before > 1 * MIB  # the blocks read are in our cache
+    finally:
+        db.close()
