@@ -26,6 +26,11 @@ from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess
 
 WARM_UP_SECONDS = 60.0  # a fresh worker's memory grows while it loads the model and its tables
+# A worker life's memory is flat when RSS outside the RocksDB cache (which is bounded and fills as
+# the tables grow) grows slower than this over the life's second half. A 5-minute fit over 30 s
+# samples with 1 MiB of noise has a standard error near 13 MiB/h, and this is three times that; the
+# leaks `make soak` found grew 150 to 240 MiB/h.
+FLAT_MIB_PER_HOUR = 40.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,10 @@ class SoakResult:
                     "outside_cache_second_half_slope_mib_per_hour": _slope(outside_late, outside=True),
                 }
             )
-        return {"per_worker": rows}
+            late_growth = rows[-1]["outside_cache_second_half_slope_mib_per_hour"]
+            rows[-1]["flat"] = None if late_growth is None else late_growth < FLAT_MIB_PER_HOUR
+        judged = [row["flat"] for row in rows if row["flat"] is not None]
+        return {"per_worker": rows, "flat": bool(judged) and all(judged)}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -312,7 +320,8 @@ def summary(result: SoakResult) -> str:
     def rate(value: float | None) -> str:
         return "n/a" if value is None else f"{value:+.1f} MiB/h"
 
-    for row in result.memory()["per_worker"]:
+    memory = result.memory()
+    for row in memory["per_worker"]:
         lines.append(
             f"  #{row['worker']} {row['minutes']:>5.1f} min  {row['first_mib']} -> {row['last_mib']}, "
             f"max {row['max_mib']}, {rate(row['slope_mib_per_hour'])}; "
@@ -320,4 +329,11 @@ def summary(result: SoakResult) -> str:
             f" {rate(row['outside_cache_slope_mib_per_hour'])}; "
             f"{rate(row['outside_cache_second_half_slope_mib_per_hour'])}"
         )
+    growing = [f"#{row['worker']}" for row in memory["per_worker"] if row["flat"] is False]
+    verdict = (
+        f"flat (every life under {FLAT_MIB_PER_HOUR:.0f} MiB/h outside the cache in its second half)"
+        if memory["flat"]
+        else f"NOT FLAT: {', '.join(growing) or 'no life long enough to judge'}"
+    )
+    lines.append(f"memory             {verdict}")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ def soak(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Generated traffic with periodic worker kills: events in and out, dead letters, lost events
-    (exit status 1 unless 0) and the worker's memory over time."""
+    and the worker's memory over time; exit status 1 unless 0 events are lost and memory is flat."""
     from streams.bench.soak import SoakConfig, run_soak, summary
     from streams.cli.options import settings_from
 
@@ -57,5 +57,5 @@ def soak(
     result = run_soak(config, settings_from(bootstrap), out)
     typer.echo("\n" + summary(result))
     typer.echo(f"\n{out / 'soak.json'}")
-    if result.lost:
+    if result.lost or not result.memory()["flat"]:
         raise typer.Exit(1)

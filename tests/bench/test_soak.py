@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from streams.bench.poison import KINDS, is_poison, with_poison
-from streams.bench.soak import Sample, SoakConfig, SoakResult, dead_letter_source, rss_mib
+from streams.bench.soak import Sample, SoakConfig, SoakResult, dead_letter_source, rss_mib, summary
 from streams.codec import encode_value
 from streams.errors import BadMessage
 from streams.generate import TrafficConfig, generate_traffic
@@ -84,3 +84,20 @@ def test_growth_of_the_rocksdb_cache_alone_is_flat_outside_it() -> None:
     assert row["slope_mib_per_hour"] > 100 and row["max_cache_mib"] == 65.0
     assert row["outside_cache_slope_mib_per_hour"] == 0.0
     assert row["outside_cache_second_half_slope_mib_per_hour"] == 0.0
+
+
+def test_flat_memory_is_every_judged_life_flat_outside_the_cache() -> None:
+    result = SoakResult(SoakConfig())
+    for minute in range(10):  # worker 0: only the cache grows
+        cache = 20.0 + minute * 4
+        result.samples.append(Sample(minute * 60.0, 0, 0, 0, 150.0 + cache, worker=0, cache_mib=cache))
+    result.samples.append(Sample(600.0, 0, 0, 0, 170.0, worker=1, cache_mib=20.0))  # too short to judge
+    memory = result.memory()
+    assert [row["flat"] for row in memory["per_worker"]] == [True, None] and memory["flat"]
+    assert "memory             flat" in summary(result)
+    for minute in range(11, 21):  # worker 2: 1 MiB a minute outside the cache
+        result.samples.append(Sample(minute * 60.0, 0, 0, 0, 200.0 + minute, worker=2, cache_mib=30.0))
+    memory = result.memory()
+    assert memory["per_worker"][-1]["flat"] is False and not memory["flat"]
+    assert "NOT FLAT: #2" in summary(result)
+    assert not SoakResult(SoakConfig()).memory()["flat"]  # nothing judged is not flat
