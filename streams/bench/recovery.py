@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 from tqdm import tqdm
 
 from streams.bench.state import synthetic_states
@@ -27,21 +26,8 @@ from streams.partitioning import partition_for
 
 
 def seed_changelog(settings: Settings, templates: Sequence[UserState], count: int) -> None:
+    """Write `count` user states to the state table's changelog (`ensure_topics` creates it)."""
     topic = settings.changelog_topic(STATE_TABLE)
-    admin = KafkaAdminClient(**client_options(settings))
-    try:
-        admin.create_topics(
-            [
-                NewTopic(
-                    topic,
-                    settings.partitions,
-                    settings.replication,
-                    topic_configs={"cleanup.policy": "compact"},
-                )
-            ]
-        )
-    finally:
-        admin.close()
     producer = KafkaProducer(
         **client_options(settings), acks=1, linger_ms=20, batch_size=1 << 20, compression_type=None
     )

@@ -177,7 +177,7 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
             lambda: traffic.OutputWatcher(client_options(settings), "recommendations", lambda v: None),
         ),
         "bench changelog seeding": (
-            "streams.bench.recovery.KafkaAdminClient",
+            "streams.bench.recovery.KafkaProducer",
             lambda: recovery.seed_changelog(settings, [], 0),
         ),
         "bench passthrough": (
