@@ -88,9 +88,11 @@ class SharedMemoryOptions(RocksDBOptions):
         # The column family's options are given too: for an existing database rocksdict otherwise
         # loads them from its OPTIONS file, whose table options come with a new 8 MiB block cache,
         # so every database reopened after a restart cached outside the shared budget (25 x 8 MiB).
-        options = self.as_options()
         db = rocksdict.Rdict(
-            str(path), options=options, column_families={"default": options}, access_type=access
+            str(path),
+            options=self.as_options(),
+            column_families={"default": self.as_options()},
+            access_type=access,
         )
         db.set_read_options(rocksdict.ReadOptions())
         return db
