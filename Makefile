@@ -60,15 +60,16 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: venv-train
+unit: venv-train $(BENCH_STAMP)
 	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
 
-integration: kafka-up
+integration: kafka-up $(BENCH_STAMP)
 	$(BIN)/pytest -q -m integration --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
 
 # Integration tests share two cores with a broker and several workers: a test that fails on a
 # timing limit gets one more try (pytest-rerunfailures reports it as "rerun", never hidden).
-test: lint venv-train kafka-up
+# The benchmark's peers (bench extra) are tested too.
+test: lint venv-train $(BENCH_STAMP) kafka-up
 	$(BIN)/pytest -q --reruns 1 --reruns-delay 5 $(PYTEST_ARGS)
 
 # Every installed package (our pins and what they pull in) against PyPI's vulnerability data.

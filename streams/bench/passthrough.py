@@ -8,23 +8,25 @@ the cause's event id, so the measured cost is only what Kafka and a Python async
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 import msgpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.bench.peer_cli import peer_arguments
 from streams.config import Settings
 from streams.kafka.clients import client_options
 
 
-async def passthrough(bootstrap: str, inputs: list[str], output: str, group: str, size: int) -> None:
+async def passthrough(
+    bootstrap: str, inputs: list[str], output: str, group: str, size: int, from_start: bool = False
+) -> None:
     options = client_options(Settings.from_env(bootstrap=bootstrap))  # security from the environment
     consumer = AIOKafkaConsumer(
         *inputs,
         **options,
         group_id=group,
-        auto_offset_reset="latest",
+        auto_offset_reset="earliest" if from_start else "latest",
         enable_auto_commit=True,
     )
     producer = AIOKafkaProducer(**options, acks="all", linger_ms=1)
@@ -35,7 +37,8 @@ async def passthrough(bootstrap: str, inputs: list[str], output: str, group: str
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
         for tp in consumer.assignment():
-            await consumer.position(tp)  # fixed now: traffic sent after "ready" is all seen
+            if not from_start:
+                await consumer.position(tp)  # fixed now: traffic sent after "ready" is all seen
         print("ready", flush=True)
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=256)
@@ -53,14 +56,8 @@ async def passthrough(bootstrap: str, inputs: list[str], output: str, group: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--size", type=int, default=900)
-    args = parser.parse_args()
-    asyncio.run(passthrough(args.bootstrap, args.inputs.split(","), args.output, args.group, args.size))
+    args = peer_arguments(__doc__)
+    asyncio.run(passthrough(args.bootstrap, args.inputs, args.output, args.group, args.size, args.from_start))
 
 
 if __name__ == "__main__":

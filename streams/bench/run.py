@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
 from streams.bench.config import TARGETS, BenchConfig
-from streams.bench.profile import start_sampling, summarize
+from streams.bench.contestants import (
+    AIOKAFKA,
+    CONTESTANTS,
+    QUIXSTREAMS,
+    WORKER,
+    WORKER_NO_MODEL,
+    Contestant,
+    FastProducer,
+    backlog_run,
+    start,
+)
 from streams.bench.recovery import recovery_times
 from streams.bench.state import rocksdb_size, state_sizes
 from streams.bench.traffic import LoadResult, OutputWatcher, clicks, drive, recommendation_cause
-from streams.config import INPUT_TOPICS, Settings
+from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
 from streams.kafka.clients import client_options
-from streams.kafka.topics import ensure_topics
-from streams.live.process import WorkerProcess, free_port
+from streams.live.process import free_port
 from streams.model.bench import inference_throughput
 from streams.offline.replay import Variant, run_offline
 from streams.serving import default_model_dir
@@ -46,94 +50,44 @@ def isolated(base: Settings, partitions: int, scratch: Path, role: str) -> Setti
     )
 
 
-def _load_runs(
-    settings: Settings,
-    traffic: list[Any],
-    config: BenchConfig,
-    output: str,
-    profile: tuple[int, Path] | None = None,
+def _offered_runs(
+    contestant: Contestant, base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path
 ) -> list[LoadResult]:
-    """Each offered rate for `config.seconds`, then a backlog at maximum rate (sampled by py-spy
-    when `profile` gives the worker's pid and an output file)."""
-    producer = KafkaProducer(**client_options(settings), acks=1, linger_ms=1)
+    """Each offered rate for `config.seconds`, from produce to the output consumed."""
+    settings = isolated(base, config.partitions, scratch, contestant.name.split()[0])
+    running = start(contestant, settings, scratch)
+    producer = FastProducer(settings)
     results: list[LoadResult] = []
     at = 0
     try:
-        with OutputWatcher(client_options(settings), settings.topic(output), recommendation_cause) as watcher:
-            for rate in [*config.offered_rates, None]:
-                count = config.max_rate_events if rate is None else int(rate * config.seconds)
-                chunk = traffic[at : at + count]
+        running.wait_ready(120)
+        with OutputWatcher(
+            client_options(settings), settings.topic("recommendations"), recommendation_cause
+        ) as watcher:
+            for rate in config.offered_rates:
+                count = int(rate * config.seconds)
+                result = drive(traffic[at : at + count], producer, settings.topic, watcher, rate)
                 at += count
-                sampler = None
-                if rate is None and profile is not None:
-                    sampler = start_sampling(profile[0], 15, profile[1].with_suffix(".raw"))
-                result = drive(chunk, producer, settings.topic, watcher, rate)
-                if sampler is not None and sampler.wait(60) == 0:
-                    summarize(profile[1].with_suffix(".raw"), profile[1])
-                    profile[1].with_suffix(".raw").unlink()
-                print(f"  {'max' if rate is None else rate:>5} offered: {json.dumps(result.as_dict())}")
+                print(f"  {rate:>5} offered: {json.dumps(result.as_dict())}")
                 results.append(result)
     finally:
         producer.close()
+        running.stop()
     return results
 
 
-def _worker_runs(
+def _max_rate_runs(
     base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path, out: Path
-) -> list[LoadResult]:
-    settings = isolated(base, config.partitions, scratch, "worker")
-    ensure_topics(settings)
-    worker = WorkerProcess(settings, scratch / f"{settings.app_id}.log", tick_seconds=5.0).start()
-    try:
-        worker.wait_ready(120)
-        assert worker.process is not None
-        profile = (worker.process.pid, out / "worker-profile.txt")
-        return _load_runs(settings, traffic, config, "recommendations", profile)
-    finally:
-        worker.stop()
-
-
-def _passthrough_runs(
-    base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path
-) -> list[LoadResult]:
-    settings = isolated(base, config.partitions, scratch, "passthrough")
-    ensure_topics(settings)
-    log = (scratch / f"{settings.app_id}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams.bench.passthrough",
-            "--bootstrap",
-            settings.bootstrap,
-            "--inputs",
-            ",".join(settings.topic(t) for t in INPUT_TOPICS),
-            "--output",
-            settings.topic("recommendations"),
-            "--group",
-            settings.app_id,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_line(scratch / f"{settings.app_id}.log", "ready", process)
-        return _load_runs(settings, traffic, config, "recommendations")
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def _wait_line(path: Path, text: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"passthrough exited: {path.read_text(errors='replace')[-2000:]}")
-        if text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"passthrough not {text} in {timeout}s")
+) -> dict[str, LoadResult]:
+    backlog = traffic[: config.max_rate_events]
+    results = {}
+    for contestant in CONTESTANTS:
+        settings = isolated(base, config.partitions, scratch, contestant.name.split()[0])
+        profile = out / "worker-profile.txt" if contestant is WORKER else None
+        result = backlog_run(contestant, settings, backlog, scratch, profile=profile)
+        print(f"  {contestant.name}: {json.dumps(result.as_dict())}")
+        results[contestant.name] = result
+    return results
 
 
 def run_bench(config: BenchConfig, base: Settings, out: Path) -> dict[str, Any]:
@@ -170,12 +124,13 @@ def run_bench(config: BenchConfig, base: Settings, out: Path) -> dict[str, Any]:
     print(f"  {json.dumps(results['state'])}\n  {json.dumps(results['rocksdb'])}")
 
     traffic = clicks(config.users, config.items, _events_needed(config), config.seed + 1)
-    print("through the broker, our worker:")
-    ours = _worker_runs(base, config, traffic, scratch, out)
-    print("through the broker, bare aiokafka passthrough:")
-    ceiling = _passthrough_runs(base, config, traffic, scratch)
-    results["worker"] = [r.as_dict() for r in ours]
-    results["passthrough"] = [r.as_dict() for r in ceiling]
+    print(f"maximum rate, a backlog of {config.max_rate_events:,} events written first:")
+    results["max_rate"] = {
+        name: r.as_dict() for name, r in _max_rate_runs(base, config, traffic, scratch, out).items()
+    }
+    for contestant, key in ((WORKER, "worker"), (AIOKAFKA, "passthrough")):
+        print(f"offered rates, {contestant.name}:")
+        results[key] = [r.as_dict() for r in _offered_runs(contestant, base, config, traffic, scratch)]
 
     print(f"recovery of {config.state_users:,} users:")
     settings = isolated(base, config.partitions, scratch, "recovery")
@@ -207,28 +162,31 @@ def _profile_offline(log: list[Any], variant: Variant, partitions: int, path: Pa
 
 
 def _events_needed(config: BenchConfig) -> int:
-    return int(sum(r * config.seconds for r in config.offered_rates)) + config.max_rate_events + 1_000
+    return max(int(sum(r * config.seconds for r in config.offered_rates)), config.max_rate_events) + 1_000
 
 
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each figure beside its target: (name, measured, target, met)."""
-    worker, passthrough = results["worker"], results["passthrough"]
-    at_1000 = next((r for r in worker if r["offered_rate"] == 1_000), None)
+    max_rate = results["max_rate"]
+    reference = max_rate[QUIXSTREAMS.name]["throughput"]
+
+    def versus_reference(name: str) -> float:
+        return max_rate[name]["throughput"] / reference if reference else 0.0
+
+    def p99_at(rate: int) -> float:
+        run = next((r for r in results["worker"] if r["offered_rate"] == rate), None)
+        return run["p99_ms"] if run else float("nan")
+
     rows = [
+        ("max rate: worker / quixstreams", versus_reference(WORKER.name), TARGETS["max_vs_reference"], ">="),
         (
-            "max throughput / passthrough",
-            worker[-1]["throughput"] / passthrough[-1]["throughput"]
-            if passthrough[-1]["throughput"]
-            else 0.0,
-            TARGETS["max_throughput_vs_passthrough"],
+            "max rate: --no-model / quixstreams",
+            versus_reference(WORKER_NO_MODEL.name),
+            TARGETS["max_no_model_vs_reference"],
             ">=",
         ),
-        (
-            "p99 ms at 1,000 events/s",
-            at_1000["p99_ms"] if at_1000 else float("nan"),
-            TARGETS["p99_ms_at_offered_rate"],
-            "<=",
-        ),
+        ("p99 ms at 1,000 events/s", p99_at(1_000), TARGETS["p99_ms_at_1000"], "<="),
+        ("p99 ms at 250 events/s", p99_at(250), TARGETS["p99_ms_at_250"], "<="),
         (
             "offline replay events/s",
             results["offline"]["events_per_s"],
@@ -274,12 +232,18 @@ def table(results: dict[str, Any]) -> str:
             f"{'yes' if row['met'] else 'NO'}"
         )
     lines.append("")
+    reference = results["max_rate"][QUIXSTREAMS.name]["throughput"]
+    lines.append(f"{'maximum rate (backlog)':<32} {'events/s':>10} {'/ quixstreams':>14}")
+    for name, run in results["max_rate"].items():
+        ratio = run["throughput"] / reference if reference else float("nan")
+        lines.append(f"{name:<32} {run['throughput']:>10,.0f} {ratio:>14.2f}")
+    lines.append("")
     lines.append(
         f"{'offered events/s':<18} {'ours ev/s':>10} {'p50':>8} {'p95':>8} {'p99':>8}   "
         f"{'bare ev/s':>10} {'p50':>8} {'p95':>8} {'p99':>8}"
     )
     for ours, bare in zip(results["worker"], results["passthrough"], strict=True):
-        rate = "max" if ours["offered_rate"] is None else f"{ours['offered_rate']:,.0f}"
+        rate = f"{ours['offered_rate']:,.0f}"
         lines.append(
             f"{rate:<18} {ours['throughput']:>10,.0f} {ours['p50_ms']:>8.1f} {ours['p95_ms']:>8.1f} "
             f"{ours['p99_ms']:>8.1f}   {bare['throughput']:>10,.0f} {bare['p50_ms']:>8.1f} "

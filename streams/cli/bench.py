@@ -15,7 +15,7 @@ from streams.cli.options import Bootstrap
 def bench(
     out: Annotated[Path, typer.Option(help="Folder for results.json and latency.png")] = Path("bench"),
     seconds: Annotated[float, typer.Option(help="How long each offered rate is held")] = 10.0,
-    rates: Annotated[str, typer.Option(help="Offered rates, events/s, comma-separated")] = "250,500,1000",
+    rates: Annotated[str, typer.Option(help="Offered rates, events/s, comma-separated")] = "250,1000,2500",
     max_rate_events: Annotated[int, typer.Option(help="Backlog size of the maximum-rate run")] = 20_000,
     state_users: Annotated[
         int, typer.Option(help="Users for the RocksDB size and recovery figures")

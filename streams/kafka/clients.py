@@ -60,3 +60,33 @@ def ssl_context(security: KafkaSecurity) -> ssl.SSLContext:
         keyfile=security.ssl_keyfile,
         password=security.ssl_key_password,
     )
+
+
+def librdkafka_config(settings: Settings) -> dict[str, Any]:
+    """Bootstrap and security of a librdkafka client (confluent-kafka, quixstreams), from Settings.
+
+    Producers add `partitioner: murmur2_random`: librdkafka's own default (crc32) would put a key
+    elsewhere than the Java clients and kafka-python do (streams.partitioning)."""
+    security = settings.kafka_security
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "security.protocol": security.protocol,
+    }
+    if security.uses_ssl:
+        config.update(
+            {
+                key: value
+                for key, value in (
+                    ("ssl.ca.location", security.ssl_cafile),
+                    ("ssl.certificate.location", security.ssl_certfile),
+                    ("ssl.key.location", security.ssl_keyfile),
+                    ("ssl.key.password", security.ssl_key_password),
+                )
+                if value
+            }
+        )
+    if security.uses_sasl:
+        config["sasl.mechanism"] = security.sasl_mechanism
+        config["sasl.username"] = security.sasl_username
+        config["sasl.password"] = security.sasl_password
+    return config

@@ -36,6 +36,7 @@ class WorkerProcess:
     # offline run (no wall clock) never does. The tick has its own test.
     tick_seconds: float = 0.0
     rules: Path | None = None
+    extra_args: tuple[str, ...] = ()  # more `streams worker` options, e.g. ("--no-model",)
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -63,6 +64,7 @@ class WorkerProcess:
                 "--tick-seconds",
                 str(self.tick_seconds),
                 *(["--rules", str(self.rules)] if self.rules else []),
+                *self.extra_args,
             ],
             cwd=REPO,
             env=self.env(),

@@ -212,3 +212,33 @@ def test_each_client_is_built_with_the_security_options(
     assert kwargs["security_protocol"] == "SASL_SSL"
     assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("streams", PASSWORD)
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
+
+
+def test_librdkafka_clients_get_the_same_security_settings(client_cert: tuple[Path, Path]) -> None:
+    from streams.kafka.clients import librdkafka_config
+
+    cert, key = client_cert
+    security = KafkaSecurity(
+        protocol="SASL_SSL",
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        ssl_key_password=KEY_PASSWORD,
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="streams",
+        sasl_password=PASSWORD,
+    )
+    config = librdkafka_config(Settings(bootstrap="b:9093", kafka_security=security))
+    assert config == {
+        "bootstrap.servers": "b:9093",
+        "security.protocol": "SASL_SSL",
+        "ssl.certificate.location": str(cert),
+        "ssl.key.location": str(key),
+        "ssl.key.password": KEY_PASSWORD,
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "streams",
+        "sasl.password": PASSWORD,
+    }
+    assert librdkafka_config(Settings(bootstrap="b:9092")) == {
+        "bootstrap.servers": "b:9092",
+        "security.protocol": "PLAINTEXT",
+    }
