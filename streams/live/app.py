@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,7 @@ class Worker:
         # Derived from the states, rebuilt per assigned partition; in RocksDB so memory stays flat.
         self.local_index = LocalIndexDB(datadir / "local-index", self.rocks_memory)
         self.watchers = RocksWatchIndex(self.local_index)  # item -> local users who saw it
+        self._indexed_partitions: set[int] = set()  # partitions whose users the watch index holds
         self.contexts = PartitionContexts(settings.topic(INPUT_TOPICS[0]))
         self.processor = Processor(
             recommender,
@@ -236,19 +237,26 @@ class Worker:
         return part
 
     def _index_timers(self, partition: int) -> None:
-        """Rebuild the partition's due-timer index from its states (once per assignment)."""
-        self.timers.drop_partition(partition)
+        """Rebuild the partition's due-timer index from its states (once per assignment), and the
+        watch index for its users if this worker never owned the partition before."""
         store = self.states.data
         assert isinstance(store, AckedWriteStore)
-        count = 0
-        for key, raw in store.partition_items(partition):
-            if not isinstance(key, bytes) or key.startswith(b"__faust"):
-                continue
-            state = decode_state(raw)
-            self.watchers.note(state)
-            for kind, due in state.timers.items():
-                self.timers.add(partition, due, state.user_id, kind)
-                count += 1
+        fresh = partition not in self._indexed_partitions
+        self._indexed_partitions.add(partition)
+
+        def states() -> Iterator[UserState]:  # one at a time: a partition may hold a million
+            for key, raw in store.partition_items(partition):
+                if not isinstance(key, bytes) or key.startswith(b"__faust"):
+                    continue
+                state = decode_state(raw)
+                if fresh:
+                    self.watchers.add_unindexed((state,))
+                else:
+                    self.watchers.note(state)
+                yield state
+
+        entries = ((due, s.user_id, kind) for s in states() for kind, due in s.timers.items())
+        count = self.timers.rebuild_partition(partition, entries)
         log.info("partition %d: %d pending timers indexed", partition, count)
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:

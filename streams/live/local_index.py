@@ -16,7 +16,7 @@ RocksDB's byte order is Python's `(due, user, kind)` order and pops come out exa
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import rocksdict
@@ -58,6 +58,35 @@ def _due(due: int) -> bytes:
 def _after(prefix: bytes) -> bytes:
     """The first key past every key that starts with `prefix`."""
     return (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
+
+
+class _Batches:
+    """Puts gathered in RocksDB write batches of a bounded size."""
+
+    SIZE = 20_000
+
+    def __init__(self, db: rocksdict.Rdict) -> None:
+        self._db = db
+        self._batch = rocksdict.WriteBatch(raw_mode=True)
+        self._count = 0
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._batch.put(key, value)
+        self._count += 1
+        if self._count >= self.SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._count:
+            self._db.write(self._batch)
+            self._batch = rocksdict.WriteBatch(raw_mode=True)
+            self._count = 0
+
+    def __exit__(self, *_: object) -> None:
+        self._flush()
 
 
 class LocalIndexDB:
@@ -143,6 +172,19 @@ class RocksTimerIndex:
             return int.from_bytes(key[len(prefix) : len(prefix) + 8], "big") - _DUE_OFFSET
         return None
 
+    def rebuild_partition(self, partition: int, entries: Iterable[tuple[int, str, str]]) -> int:
+        """The partition's index afresh from (due, user, kind) entries, one per user and kind (its
+        stored states' timers): written in batches, without the per-entry reads of `add`."""
+        self.drop_partition(partition)
+        count = 0
+        with _Batches(self._db) as batch:
+            for due, user_id, kind in entries:
+                who = _text(user_id) + _text(kind)
+                batch.put(_TIMER + _partition(partition) + _due(due) + who, b"")
+                batch.put(_LATEST + _partition(partition) + who, _due(due))
+                count += 1
+        return count
+
     def drop_partition(self, partition: int) -> None:
         for kind in (_TIMER, _LATEST):
             prefix = kind + _partition(partition)
@@ -174,6 +216,16 @@ class RocksWatchIndex:
         for item in now - before:
             self._db.put(mine + _text(item), b"")
             self._db.put(_WATCHED_BY + _text(item) + user, b"")
+
+    def add_unindexed(self, states: Iterable[UserState]) -> None:
+        """`note` for users the index holds nothing of yet (a partition this worker never owned
+        before), in batches and without `note`'s scan of what each user watched before."""
+        with _Batches(self._db) as batch:
+            for state in states:
+                user = _text(state.user_id)
+                for item in state.watch:
+                    batch.put(_WATCHES + user + _text(item), b"")
+                    batch.put(_WATCHED_BY + _text(item) + user, b"")
 
     def users(self, item_id: str) -> set[str]:
         prefix = _WATCHED_BY + _text(item_id)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from aiohttp import web as aioweb
 
+from streams.config import INPUT_TOPICS
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
 from streams.live.malloc import heap_usage
@@ -234,16 +235,19 @@ async def _write(response: aioweb.StreamResponse, event: str, data: dict[str, An
 
 
 def _update_lag(worker: Worker) -> None:
-    """Lag = log end minus this worker's last committed offset, per assigned input partition."""
+    """Lag = log end minus the next offset to process, per assigned input partition."""
     consumer = worker.app.consumer
-    committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view of it
     for tp in consumer.assignment():
+        logical = worker.settings.logical(tp.topic)
+        if logical not in INPUT_TOPICS:
+            continue
         try:
             highwater = consumer.highwater(tp)
         except Exception:  # a partition mid-rebalance has no highwater yet
             continue
         if highwater is not None:
-            done = committed.get(tp) or 0
+            part = worker.partitions.get(tp.partition)
+            done = part.offsets.get(f"{logical}/{tp.partition}", -1) + 1 if part is not None else 0
             worker.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
 

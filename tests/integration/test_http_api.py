@@ -92,6 +92,11 @@ def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_
             assert status == 200 and "/users/{user_id}/recommendations" in spec["paths"]
             metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
             assert "streams_recommendations_total" in metrics
+            # Every event is processed: no input partition of this worker is behind its log end.
+            lags = [line for line in metrics.splitlines() if line.startswith("streams_consumer_lag{")]
+            inputs = (settings.topic("clicks"), settings.topic("orders"))
+            assert lags and all(any(f'"{t}"' in line for t in inputs) for line in lags), lags
+            assert all(float(line.rsplit(" ", 1)[1]) == 0 for line in lags), lags
             parts = memory_parts(workers[0])
             assert parts.get("cache", 0) > 0, "the shared RocksDB cache holds the tables"
             assert parts.get("heap_in_use", 0) > 0 and parts.get("python_blocks", 0) > 0, parts

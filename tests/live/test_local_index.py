@@ -112,3 +112,43 @@ def test_a_new_worker_starts_from_an_empty_index(tmp_path: Path) -> None:
     RocksTimerIndex(first).add(0, 5, "u", "cart")
     first.close()
     assert RocksTimerIndex(LocalIndexDB(tmp_path / "index", memory)).next_due(0) is None
+
+
+def test_a_partition_rebuilt_in_batches_answers_as_one_built_by_adds(tmp_path: Path) -> None:
+    memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
+    by_adds = RocksTimerIndex(LocalIndexDB(tmp_path / "adds", memory))
+    rebuilt = RocksTimerIndex(LocalIndexDB(tmp_path / "rebuilt", memory))
+    rng = random.Random(9)
+    entries = [(rng.randrange(-50, 50_000), user, kind) for user in ODD_IDS for kind in ("cart", "lifecycle")]
+    entries += [(rng.randrange(50_000), f"u{n}", "cart") for n in range(25_000)]  # over one write batch
+    for due, user, kind in entries:
+        by_adds.add(3, due, user, kind)
+    rebuilt.add(3, 7, "gone", "cart")  # a rebuild starts the partition afresh
+    rebuilt.add(4, 7, "other partition", "cart")
+    assert rebuilt.rebuild_partition(3, iter(entries)) == len(entries)
+    assert rebuilt.next_due(3) == by_adds.next_due(3) == min(due for due, _, _ in entries)
+    rebuilt.add(3, 60_000, ODD_IDS[0], "cart")  # a later move supersedes the rebuilt entry
+    by_adds.add(3, 60_000, ODD_IDS[0], "cart")
+    for index in (rebuilt, by_adds):
+        index.compact()
+    assert rebuilt.pop_due(3, 10**9) == by_adds.pop_due(3, 10**9)
+    assert rebuilt.pop_due(4, 10**9) == [(7, "other partition", "cart")]
+
+
+def test_users_added_unindexed_are_watched_as_if_noted(tmp_path: Path) -> None:
+    memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
+    noted = RocksWatchIndex(LocalIndexDB(tmp_path / "noted", memory))
+    added = RocksWatchIndex(LocalIndexDB(tmp_path / "added", memory))
+    states = [UserState(user) for user in ODD_IDS]
+    for ts in range(400):
+        watch_item(states[ts % len(states)], f"item-{ts % 37}\x00", 1.0, True, ts)
+    for state in states:
+        noted.note(state)
+    added.add_unindexed(states)
+    assert len(added) == len(noted) > 0
+    for item in (f"item-{n}\x00" for n in range(37)):
+        assert added.users(item) == noted.users(item)
+    states[0].watch.clear()  # and it follows later changes the same way
+    for index in (noted, added):
+        index.note(states[0])
+    assert len(added) == len(noted) and added.users("item-0\x00") == noted.users("item-0\x00")
