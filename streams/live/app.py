@@ -446,11 +446,15 @@ class Worker:
             if logical not in INPUT_TOPICS:
                 continue
             state = self.fetch.state(tp)
-            part = self.partitions.get(tp.partition)
-            if state is None or state.highwater is None or part is None:
+            if state is None or state.highwater is None or tp.partition not in self.partitions:
                 continue
-            lag += max(0, state.highwater - part.offsets.get(f"{logical}/{tp.partition}", -1) - 1)
+            lag += max(0, state.highwater - self.next_to_process(logical, tp.partition))
         return lag
+
+    def next_to_process(self, logical: str, partition: int) -> int:
+        """The input offset after the last one this worker processed (0: none yet)."""
+        part = self.partitions.get(partition)
+        return part.offsets.get(f"{logical}/{partition}", -1) + 1 if part is not None else 0
 
     def demand_late_events(self) -> int:
         """Events too late for every demand window that held them (see streams/core/demand.py)."""

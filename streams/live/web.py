@@ -246,8 +246,7 @@ def _update_lag(worker: Worker) -> None:
         except Exception:  # a partition mid-rebalance has no highwater yet
             continue
         if highwater is not None:
-            part = worker.partitions.get(tp.partition)
-            done = part.offsets.get(f"{logical}/{tp.partition}", -1) + 1 if part is not None else 0
+            done = worker.next_to_process(logical, tp.partition)
             worker.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
 
