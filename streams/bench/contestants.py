@@ -66,7 +66,7 @@ class FastProducer:
     contestant, is never what limits a run (murmur2_random: keys land where the workers expect)."""
 
     def __init__(self, settings: Settings) -> None:
-        from confluent_kafka import Producer  # the bench extra
+        from confluent_kafka import Producer
 
         self._producer = Producer(
             {**librdkafka_config(settings), "acks": "1", "linger.ms": 1, "partitioner": "murmur2_random"}

@@ -22,7 +22,7 @@ from pathlib import Path
 import rocksdict
 
 from streams.core.state import UserState
-from streams.live.rocks import RocksMemory, SharedMemoryOptions
+from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
 
 _TIMER, _LATEST, _WATCHED_BY, _WATCHES = b"T", b"L", b"W", b"U"
 _END = b"\x00\x01"
@@ -103,14 +103,7 @@ class LocalIndexDB:
         self.db.set_write_options(writes)
 
     def keys_from(self, prefix: bytes) -> Iterator[bytes]:
-        it = self.db.iter()
-        it.seek(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                return
-            yield key
-            it.next()
+        return (key for key, _ in scan_prefix(self.db, prefix))
 
     def estimated_keys(self) -> int:
         return self.db.property_int_value("rocksdb.estimate-num-keys") or 0

@@ -11,7 +11,7 @@ cache's capacity bounds what RocksDB holds, whatever the number of partitions or
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,3 +96,15 @@ class SharedMemoryOptions(RocksDBOptions):
         )
         db.set_read_options(rocksdict.ReadOptions())
         return db
+
+
+def scan_prefix(db: rocksdict.Rdict, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every key that starts with `prefix`, with its value, in key order."""
+    it = db.iter()
+    it.seek(prefix)
+    while it.valid():
+        key = it.key()
+        if not key.startswith(prefix):
+            return
+        yield key, it.value()
+        it.next()

@@ -1,0 +1,81 @@
+"""A partition's tables brought up to their changelogs, one RocksDB write batch per fetch.
+
+Reading starts after the offset the local copy already holds (`PartitionStore.changelog_offset`),
+so a worker restarted on its own disk reads only what it missed, and an empty disk reads all. The
+changelog never lags the committed input offsets (see streams.live.checkpoint), so a restored
+partition is consistent with where its input consumer resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streams.live.partition_store import PartitionStore
+
+FETCH_RECORDS = 10_000
+WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    partition: int
+    records: int  # changelog records applied (a key may count more than once)
+
+
+class RestoreFailed(RuntimeError):
+    """A changelog could not be read to its end."""
+
+
+def restore_partition(
+    consumer: Consumer,
+    store: PartitionStore,
+    partition: int,
+    tables: Iterable[str],
+    changelog_topic: Callable[[str], str],
+    metadata_timeout: float = 10.0,
+) -> Restored:
+    """`consumer`: one outside any group (assign only); it is left unassigned."""
+    ends: dict[str, tuple[str, int]] = {}  # table -> (topic, high watermark)
+    start: list[TopicPartition] = []
+    for table in tables:
+        topic = changelog_topic(table)
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=metadata_timeout, cached=False
+            )
+        except KafkaException as exc:
+            raise RestoreFailed(f"{topic}[{partition}]: no watermarks ({exc})") from exc
+        begin = max(store.changelog_offset(table) + 1, low)
+        if begin < high:
+            ends[table] = (topic, high)
+            start.append(TopicPartition(topic, partition, begin))
+    if not start:
+        return Restored(partition, 0)
+    table_of = {topic: table for table, (topic, _) in ends.items()}
+    remaining = dict(ends)
+    applied = 0
+    consumer.assign(start)
+    try:
+        while remaining:
+            messages = consumer.consume(FETCH_RECORDS, WAIT_SECONDS)
+            writes: dict[str, dict[bytes, bytes | None]] = {}
+            reached: dict[str, int] = {}
+            for message in messages:
+                if message.error() is not None:
+                    raise RestoreFailed(f"{message.topic()}[{partition}]: {message.error()}")
+                table = table_of[message.topic()]
+                writes.setdefault(table, {})[message.key()] = message.value()
+                reached[table] = message.offset()
+                applied += 1
+            if reached:
+                store.write(writes, reached)
+            for table, offset in reached.items():
+                # Offsets may skip (compaction): done once the last one before the end is read.
+                if offset + 1 >= remaining[table][1]:
+                    del remaining[table]
+    finally:
+        consumer.unassign()
+    return Restored(partition, applied)

@@ -1,0 +1,87 @@
+"""The checkpoint's `Transport` on librdkafka (confluent-kafka): an idempotent producer and the
+input consumer's offset commits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams.live.checkpoint import DeliveryFailed, Record
+from streams.live.checkpoint import TopicPartition as TP
+
+log = logging.getLogger(__name__)
+
+FLUSH_WAIT_SECONDS = 1.0  # one wait of a flush: the loop around it logs while the broker is away
+
+
+def producer_config(client: Mapping[str, Any], linger_ms: float) -> dict[str, Any]:
+    """`client`: `streams.kafka.clients.librdkafka_config`. murmur2_random puts a key where the
+    Java clients and kafka-python do (librdkafka's default, crc32, would not); idempotence keeps a
+    retried batch from being written twice or out of order."""
+    return {
+        **client,
+        "partitioner": "murmur2_random",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": linger_ms,
+    }
+
+
+class LibrdkafkaTransport:
+    def __init__(self, producer: Producer, consumer: Consumer | None = None) -> None:
+        self.producer = producer
+        self.consumer = consumer  # whose group the input offsets are committed for
+        self._acked: dict[TP, int] = {}
+        self._failed: list[str] = []
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failed.append(f"{message.topic()}[{message.partition()}]: {error.str()}")
+            return
+        tp = (message.topic(), message.partition())
+        offset = message.offset()
+        if offset is not None and offset > self._acked.get(tp, -1):
+            self._acked[tp] = offset
+
+    def produce(self, record: Record) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": self._delivered}
+        if record.partition is not None:
+            kwargs["partition"] = record.partition
+        if record.headers:
+            kwargs["headers"] = list(record.headers)
+        while True:
+            try:
+                self.producer.produce(record.topic, record.value, record.key, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let acknowledgements drain it
+                self.producer.poll(0.05)
+
+    def flush(self) -> Mapping[TP, int]:
+        waited = 0
+        while self.producer.flush(FLUSH_WAIT_SECONDS) > 0:
+            waited += 1
+            if waited % 10 == 0:
+                log.warning("producer: records unacknowledged for %d s (broker unreachable?)", waited)
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise DeliveryFailed(f"{len(failed)} records not acknowledged, first: {failed[0]}")
+        acked, self._acked = self._acked, {}
+        return acked
+
+    def commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self.consumer is None:
+            return False
+        try:
+            self.consumer.commit(
+                offsets=[
+                    TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+                ],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            log.warning("offset commit failed: %s", exc)
+            return False
+        return True

@@ -1,0 +1,46 @@
+"""The partition store on a real RocksDB: tables apart, a checkpoint's writes and offsets together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.config import LATEST_TABLE, PARTITION_TABLE, STATE_TABLE
+from streams.live.partition_store import PartitionStore, UnknownTable
+from streams.live.rocks import MIB, RocksMemory
+
+
+def open_store(path: Path) -> PartitionStore:
+    return PartitionStore(path, RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB))
+
+
+def test_tables_share_a_database_without_seeing_each_others_keys(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "p0")
+    store.write(
+        {STATE_TABLE: {b"u1": b"state", b"u2": b"other"}, LATEST_TABLE: {b"u1": b"rec"}},
+        {STATE_TABLE: 7, LATEST_TABLE: 3},
+    )
+    assert store.get(STATE_TABLE, b"u1") == b"state"
+    assert store.get(LATEST_TABLE, b"u1") == b"rec"
+    assert store.get(PARTITION_TABLE, b"u1") is None
+    assert list(store.items(STATE_TABLE)) == [(b"u1", b"state"), (b"u2", b"other")]
+    assert list(store.items(LATEST_TABLE)) == [(b"u1", b"rec")]
+    assert store.changelog_offset(STATE_TABLE) == 7 and store.changelog_offset(PARTITION_TABLE) == -1
+
+
+def test_a_delete_and_the_offsets_survive_reopening(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "p1")
+    store.write({STATE_TABLE: {b"u1": b"a", b"u2": b"b"}}, {STATE_TABLE: 1})
+    store.write({STATE_TABLE: {b"u1": None}}, {STATE_TABLE: 2})
+    store.close()
+    again = open_store(tmp_path / "p1")
+    assert list(again.items(STATE_TABLE)) == [(b"u2", b"b")]
+    assert again.changelog_offset(STATE_TABLE) == 2
+
+
+def test_an_unknown_table_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "p2")
+    with pytest.raises(UnknownTable, match="no table 'nope'"):
+        store.write({STATE_TABLE: {b"u1": b"a"}, "nope": {b"k": b"v"}}, {STATE_TABLE: 1})
+    assert store.get(STATE_TABLE, b"u1") is None and store.changelog_offset(STATE_TABLE) == -1
