@@ -1,12 +1,14 @@
 """The checkpoint's librdkafka transport on the real broker: keys where the Java clients put them,
-acknowledged offsets per topic-partition, commits in the worker's group, a full checkpoint, and a
-partition restored from its changelog."""
+acknowledged offsets per topic-partition, commits in the worker's group, a full checkpoint, a
+partition restored from its changelog, log ends asked without blocking."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.config import PARTITION_TABLE, STATE_TABLE, Settings
 from streams.core.state import UserState
@@ -19,6 +21,7 @@ from streams.live.restore import Restored, restore_partition
 from streams.live.rocks import MIB, RocksMemory
 from streams.live.tables import encode_state
 from streams.live.transport import LibrdkafkaTransport, producer_config
+from streams.live.watermarks import HighWatermarks
 from streams.partitioning import partition_for
 from tests.integration.harness import read_topic
 
@@ -116,3 +119,22 @@ def restore(settings: Settings, store: PartitionStore, partition: int) -> Restor
         )
     finally:
         reader.close()
+
+
+def test_log_ends_come_from_the_broker_without_blocking(settings: Settings) -> None:
+    ensure_topics(settings)
+    sink, consumer = transport(settings)
+    consumer.close()
+    clicks = settings.topic("clicks")
+    for i in range(3):
+        sink.produce(Record(clicks, f"k{i}".encode(), b"{}", partition=2))
+    sink.flush()
+    marks = HighWatermarks(AdminClient(librdkafka_config(settings)))
+    since = int(time.time() * 1000)
+    assert not marks.caught_up((clicks, 2), last_offset=2, since_ms=since)  # asked, not answered yet
+    deadline = time.monotonic() + 10
+    while marks.log_end((clicks, 2)) is None and time.monotonic() < deadline:
+        marks.collect()
+        time.sleep(0.01)
+    assert marks.caught_up((clicks, 2), last_offset=2, since_ms=since)
+    assert not marks.caught_up((clicks, 2), last_offset=1, since_ms=since)
