@@ -21,11 +21,28 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from faust.types import EventT
 
-Entry = tuple[EventT, Any]  # the Faust event and what the caller attached to it
+class RecordPosition(Protocol):
+    """Where a record was read and its timestamp (a Faust message, or a wrapped librdkafka one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> float | None: ...
+
+
+class Envelope(Protocol):
+    @property
+    def message(self) -> RecordPosition: ...
+
+
+Entry = tuple[Envelope, Any]  # the record's envelope and what the caller attached to it
 # caught_up(topic, partition, last offset pushed or None, fetched at or after this wall-clock ms)
 CaughtUp = Callable[[str, int, int | None, int], bool]
 # stalled(topic, partition): nothing of it is on its way here although the broker answers for it
@@ -55,7 +72,7 @@ class PartitionSequencer:
         self.partitions: dict[int, _Queues] = {}
         self.forced = 0  # releases made by the time limit, not by order: each may reorder events
 
-    def push(self, event: EventT, payload: Any = None, fetched_at: int | None = None) -> None:
+    def push(self, event: Envelope, payload: Any = None, fetched_at: int | None = None) -> None:
         message = event.message
         queues = self.partitions.setdefault(message.partition, _Queues())
         held = _Held(time.monotonic(), fetched_at or 0, (event, payload))
