@@ -83,11 +83,11 @@ AUDIT_STRICT ?= --strict
 audit: venv-train
 	$(BIN)/pip-audit --skip-editable $(AUDIT_STRICT) --progress-spinner off $(PIP_AUDIT_ARGS)
 
-# About 10 minutes; every figure printed beside its target (README, "Performance").
+# About 10 minutes; every figure printed beside its target (docs/performance.md).
 bench: kafka-up $(BENCH_STAMP)
 	$(BIN)/streams bench --out bench
 
-# 30 minutes plus the drain; prints events in and out, dead letters, lost events and memory (README, "Soak").
+# 30 minutes plus the drain; prints events in and out, dead letters, lost events and memory (docs/performance.md, "Soak").
 soak: kafka-up
 	$(BIN)/streams soak --kill-every 600 --out bench
 

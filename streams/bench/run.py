@@ -146,7 +146,7 @@ def run_bench(config: BenchConfig, base: Settings, out: Path) -> dict[str, Any]:
 
 
 def _profile_offline(log: list[Any], variant: Variant, partitions: int, path: Path) -> None:
-    """Where an offline replay spends its time (cProfile, by own time): the README cites this file."""
+    """Where an offline replay spends its time (cProfile, by own time); docs/performance.md cites it."""
     import cProfile
     import io
     import pstats

@@ -77,7 +77,7 @@ def assistant_context(
     config: RulesConfig,
     now: int,
 ) -> dict[str, Any]:
-    """The context document (README, "Assistant context"). `recommendation` is the latest one sent
+    """The context document (docs/segments.md, "Assistant context"). `recommendation` is the latest one sent
     for the user (schemas/recommendation.v1.json) or None; `now` is event time."""
     now = max(now, state.last_ts or now)
     recs = (recommendation or {}).get("items", [])[:RECOMMENDATIONS]

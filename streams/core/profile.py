@@ -172,7 +172,7 @@ def days_between(then: int | None, now: int) -> float | None:
 
 
 def profile_document(state: UserState, config: RulesConfig, now: int) -> dict[str, Any]:
-    """`GET /users/{id}/profile`: who this shopper is, as of event time `now` (README, "Profiles").
+    """`GET /users/{id}/profile`: who this shopper is, as of event time `now` (docs/segments.md, "Profiles").
     Bounded: at most `StateLimits.interest_categories` interests, everything else a scalar."""
     p = state.profile
     now = max(now, state.last_ts or now)

@@ -31,7 +31,7 @@ from streams.core.state import UserState
 AUDIENCE_SEGMENTS = "audience-segments"
 TIMER = "segments"  # timer kind in UserState.timers: re-evaluate when the lifecycle may change
 
-# The names a `when` expression can use (README, "Audience segments").
+# The names a `when` expression can use (docs/segments.md, "Audience segments").
 FACTS = {
     "purchase_intent": "model purchase intent of the latest event (0 without a model)",
     "cart_value": "sum of price x quantity over the cart",

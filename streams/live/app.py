@@ -591,7 +591,7 @@ class Worker:
         return {user: known[user] if user in known else self.partition_for(user) for user in states}
 
     def partition_for(self, user_id: str) -> int:
-        """The partition producers put a user on (Kafka's default murmur2 partitioner; see README)."""
+        """The partition producers put a user on (Kafka's default murmur2 partitioner; see docs/topics.md)."""
         return partition_for(user_id, self.settings.partitions)
 
     def _store(

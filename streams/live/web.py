@@ -77,14 +77,14 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/users/{user_id}/profile": op(
                 "The shopper's profile: decayed interest per category, price band, recency / frequency / "
-                "monetary value, lifecycle stage, segments (README, Profiles; requires the token)",
+                "monetary value, lifecycle stage, segments (docs/segments.md, Profiles; requires the token)",
                 params=[user],
                 **protected,
             ),
             "/users/{user_id}/context": op(
                 "Compact summary for a shopping assistant's prompt: recent views with titles, cart, "
-                "purchase intent, recommendations, segments; at most 4 KiB (README, Assistant context; "
-                "requires the token)",
+                "purchase intent, recommendations, segments; at most 4 KiB "
+                "(docs/segments.md, Assistant context; requires the token)",
                 params=[user],
                 **protected,
             ),

@@ -1,4 +1,5 @@
-"""Non-neural session-based baselines under one interface (README §6): POP, S-POP, Item-KNN, SKNN, V-SKNN.
+"""Non-neural session-based baselines under one interface (models/onnx/README.md, Diginetica):
+POP, S-POP, Item-KNN, SKNN, V-SKNN.
 
 They exist to tell whether a trained model is worth shipping: a network that does not beat (V-)SKNN on
 the same protocol does not earn its serving cost. All of them rank the whole catalogue (no negative
@@ -303,7 +304,7 @@ class SessionKNN(ScoringRanker):
 
 
 def default_baselines() -> list[SessionRanker]:
-    """The README §6 set, weakest first, with the settings baselines_measured.json was produced with."""
+    """The model card's set, weakest first, with the settings baselines_measured.json was produced with."""
     return [
         Pop(),
         SessionPop(),

@@ -1,4 +1,5 @@
-"""Offline next-item evaluation (README §6): fit each ranker, rank every case, report metrics x100.
+"""Offline next-item evaluation (models/onnx/README.md, Diginetica): fit each ranker, rank every case,
+report metrics x100.
 
 Kept free of CLI concerns so the `streams evaluate` command, and a trained ONNX model wrapped as one
 more `SessionRanker`, reuse exactly the same protocol as the baselines.

@@ -1,4 +1,4 @@
-"""Next-item ranking metrics under the SR-GNN protocol (README §6), reported x100.
+"""Next-item ranking metrics under the SR-GNN protocol (models/onnx/README.md, Diginetica), reported x100.
 
 Rank convention: `ranks[i]` is the 1-based position of case i's target in the ranking; `np.inf` (or 0,
 or any value <= 0) means the target is not in the returned top list. Ranks beyond a cut-off simply

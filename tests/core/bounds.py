@@ -1,4 +1,4 @@
-"""The caps every user state respects whatever arrives (README, "Per-user state")."""
+"""The caps every user state respects whatever arrives (docs/state.md)."""
 
 from __future__ import annotations
 

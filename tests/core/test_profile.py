@@ -150,5 +150,5 @@ def test_profile_and_segments_add_little_to_the_state() -> None:
         len(encode_value({k: v for k, v in s.to_wire().items() if k not in ("f", "g")})) for s in states
     ]
     added = [a - b for a, b in zip(sizes, without, strict=True)]
-    assert max(sizes) <= 4096, max(sizes)  # the per-user target (README, Performance)
+    assert max(sizes) <= 4096, max(sizes)  # the per-user target (docs/performance.md)
     assert sum(added) / len(added) < 200 and max(added) < 400, (sum(added) / len(added), max(added))

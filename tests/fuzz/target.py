@@ -29,7 +29,7 @@ from streams.schemas import validate
 from tests.core.bounds import assert_bounded
 from tests.core.fakes import FakeRecommender
 
-# Every code a dead letter may carry (README, "Dead letters").
+# Every code a dead letter may carry (docs/topics.md, "Dead letters").
 DEAD_LETTER_CODES = frozenset(
     {
         "empty_value",

@@ -83,7 +83,8 @@ def test_one_recommendation_per_event_equal_to_the_offline_engine(
             assert not earlier & {i["item_id"] for i in rec["items"]}, rec["rec_id"]
         same = sum(comparable(r) == expected_recs[r["rec_id"]] for r in got)
         # The sequencer merges each partition's topics in event time, as the offline engine does:
-        # content matches too (see the README on when a partition's order can still differ).
+        # content matches too (see docs/recommendations.md, Order, on when a partition's order can still
+        # differ).
         assert same == valid, f"{valid - same} of {valid} recommendations differ from offline"
     finally:
         worker.stop()
