@@ -27,7 +27,6 @@ def worker(
     ] = False,
     rules: Annotated[Path | None, typer.Option(help="Business rules (TOML/JSON) [env STREAMS_RULES]")] = None,
     batch_max: Annotated[int, typer.Option(help="Most events per micro-batch")] = 256,
-    batch_ms: Annotated[float, typer.Option(help="Longest wait to fill a micro-batch, ms")] = 5.0,
     tick_seconds: Annotated[float, typer.Option(help="Wall-clock timer tick, s (0: event time only)")] = 5.0,
     loglevel: Annotated[str, typer.Option(help="Log level")] = "info",
 ) -> None:
@@ -60,7 +59,6 @@ def worker(
         rules_config,
         recommender,
         batch_max=batch_max,
-        batch_within=batch_ms / 1000,
         tick_seconds=tick_seconds or None,
     )
     FaustWorker(live.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -2,17 +2,17 @@
 
 Each worker needs the whole catalog (out-of-stock filtering, prices), so it reads every partition
 itself, outside the consumer group. Processing waits until the catalog has been read up to the end
-offsets seen at start-up: a worker never recommends from a half-loaded catalog.
+offsets seen at start-up: a worker never recommends from a half-loaded catalog. The processing loop
+polls the follower between its rounds, so the catalog changes only between two batches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.codec import MAX_VALUE_BYTES, Headers
 from streams.core.catalog import CatalogItem
@@ -21,69 +21,74 @@ from streams.ingest import parse_catalog_item
 
 log = logging.getLogger(__name__)
 
+POLL_RECORDS = 5000
+
 
 class CatalogFollower:
     def __init__(
         self,
-        client_options: Mapping[str, Any],
+        client: Mapping[str, Any],
         topic: str,
         on_update: Callable[[CatalogItem], None] | None = None,
         max_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
-        self.client_options = client_options  # streams.kafka.clients.client_options: bootstrap, security
+        self.client = client  # streams.kafka.clients.librdkafka_config: bootstrap, security
         self.topic = topic
         self.max_bytes = max_bytes
         self.items: dict[str, CatalogItem] = {}
-        self.ready = asyncio.Event()
+        self.ready = False
         self.on_update = on_update
         self.rejected = 0
-        self._task: asyncio.Task[None] | None = None
+        self._consumer: Consumer | None = None
+        self._pending: dict[int, int] = {}  # partition -> end offset at start-up, not reached yet
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
+    def start(self, timeout: float = 30.0) -> None:
+        consumer = Consumer({**self.client, "group.id": "streams-catalog", "enable.auto.commit": False})
         try:
-            await self._follow()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("catalog follower failed; recommendations go on without catalog filtering")
-            self.ready.set()
+            metadata = consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        except KafkaException as exc:
+            consumer.close()
+            raise RuntimeError(f"catalog topic {self.topic!r}: no metadata ({exc})") from exc
+        partitions = sorted(metadata.partitions) if metadata is not None and metadata.error is None else []
+        if not partitions:
+            consumer.close()
+            self.ready = True  # no catalog topic: nothing to filter on
+            return
+        for p in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)
+            if high > 0:
+                self._pending[p] = high
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._consumer = consumer
+        self._mark_ready()
 
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(**self.client_options, enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            metadata = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
-            partitions = [
-                TopicPartition(self.topic, p) for p in sorted(metadata.partitions_for_topic(self.topic) or ())
-            ]
-            if not partitions:
-                self.ready.set()  # no catalog topic: nothing to filter on
-                return
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            pending = {tp for tp, offset in end.items() if offset > 0}
-            if not pending:
-                self.ready.set()
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        self._apply(message.value, message.headers)
-                    if tp in pending and messages and messages[-1].offset + 1 >= end[tp]:
-                        pending.discard(tp)
-                if not self.ready.is_set() and not pending:
-                    log.info("catalog loaded: %d items", len(self.items))
-                    self.ready.set()
-        finally:
-            await consumer.stop()
+    def poll(self, timeout: float = 0.0) -> int:
+        """Apply what has arrived (waits at most `timeout`); the number of records read."""
+        if self._consumer is None:
+            return 0
+        messages = self._consumer.consume(POLL_RECORDS, timeout)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("catalog: %s", error.str())
+                continue
+            self._apply(message.value(), message.headers())
+            end = self._pending.get(message.partition())
+            if end is not None and message.offset() + 1 >= end:
+                del self._pending[message.partition()]
+        self._mark_ready()
+        return len(messages)
+
+    def _mark_ready(self) -> None:
+        if not self.ready and not self._pending:
+            log.info("catalog loaded: %d items", len(self.items))
+            self.ready = True
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
 
     def _apply(self, raw: bytes | None, headers: Headers = None) -> None:
         if raw is None:
@@ -94,5 +99,5 @@ class CatalogFollower:
             self.rejected += 1  # a malformed catalog entry is as good as none
             return
         self.items[item.item_id] = item
-        if self.on_update is not None and self.ready.is_set():
+        if self.on_update is not None and self.ready:
             self.on_update(item)

@@ -9,10 +9,10 @@ can miss what was written just ahead of it. With a backlog (a replay, a restart)
 producer that writes a partition's topics in event-time order (`streams replay` does), the order is
 therefore exactly the merge of the two partitions by timestamp, which the offline engine reproduces.
 
-Held messages are not acknowledged (streams/live/acks.py), so their offsets are not committed before
-they are processed: a crash re-delivers them. A rebalance gives them back the same way: they are
-dropped un-acked, and the partition's next owner (maybe this worker) fetches them again from the
-committed offset, so order never depends on a rebalance.
+Held records are not committed (streams/live/delivery.py) before they are processed: a crash
+re-delivers them. A rebalance gives them back the same way: they are dropped uncommitted, and the
+partition's next owner (maybe this worker) fetches them again from the committed offset, so order
+never depends on a rebalance.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 
 class RecordPosition(Protocol):
-    """Where a record was read and its timestamp (a Faust message, or a wrapped librdkafka one)."""
+    """Where a record was read and its timestamp (streams.live.records.InputRecord)."""
 
     @property
     def topic(self) -> str: ...
@@ -147,6 +147,15 @@ class PartitionSequencer:
             (topic, partition): len(q)
             for partition, queues in self.partitions.items()
             for topic, q in queues.by_topic.items()
+        }
+
+    def first_held(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition) holding records: the offset of the first one held."""
+        return {
+            (topic, partition): q[0].entry[0].message.offset
+            for partition, queues in self.partitions.items()
+            for topic, q in queues.by_topic.items()
+            if q
         }
 
     def holds(self, partition: int) -> bool:

@@ -22,6 +22,8 @@ from confluent_kafka.admin import OffsetSpec
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+# A request unanswered this long fails and is asked again: a broker back from a restart is noticed.
+REQUEST_TIMEOUT_SECONDS = 5.0
 
 
 class OffsetsAdmin(Protocol):  # confluent_kafka.admin.AdminClient's part used here
@@ -41,6 +43,7 @@ class HighWatermarks:
         self._known: dict[TP, LogEnd] = {}
         self._pending: dict[TP, tuple[int, Future[Any]]] = {}  # tp -> (asked at, answer)
         self.failures = 0
+        self.answered_at_ms: int | None = None  # when the last answer's request was issued
 
     def request(self, tps: Iterable[TP]) -> None:
         """Ask for the log ends of `tps` that have no request on its way (one request for all)."""
@@ -49,7 +52,8 @@ class HighWatermarks:
             return
         asked_at = self._clock_ms()
         futures = self._admin.list_offsets(
-            {TopicPartition(topic, partition): OffsetSpec.latest() for topic, partition in wanted}
+            {TopicPartition(topic, partition): OffsetSpec.latest() for topic, partition in wanted},
+            request_timeout=REQUEST_TIMEOUT_SECONDS,
         )
         for tp, future in futures.items():
             self._pending[(tp.topic, tp.partition)] = (asked_at, future)
@@ -66,9 +70,15 @@ class HighWatermarks:
                 self.failures += 1
                 log.debug("log end of %s[%d] not known: %s", *tp, exc)
                 continue
+            if self.answered_at_ms is None or asked_at > self.answered_at_ms:
+                self.answered_at_ms = asked_at
             known = self._known.get(tp)
             if known is None or known.asked_at_ms <= asked_at:
                 self._known[tp] = LogEnd(offset, asked_at)
+
+    def answered_within(self, ms: int) -> bool:
+        """The broker answered a request issued less than `ms` ago."""
+        return self.answered_at_ms is not None and self._clock_ms() - self.answered_at_ms < ms
 
     def log_end(self, tp: TP) -> LogEnd | None:
         return self._known.get(tp)

@@ -1,8 +1,8 @@
 """HTTP API of a worker (Faust web views): latest recommendations, a live SSE feed, state, profile,
 assistant context, health, Prometheus metrics, an OpenAPI document and the demo page.
 
-Per-user endpoints are served by the worker that owns the user: plain requests are proxied there
-(Faust's table routing), the SSE feed redirects the browser there.
+Per-user endpoints are served by the worker that owns the user (streams.live.owners): plain requests
+are forwarded there, the SSE feed redirects the browser there.
 """
 
 from __future__ import annotations
@@ -10,19 +10,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgpack
+import aiohttp
 from aiohttp import web as aioweb
 
-from streams.config import INPUT_TOPICS
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
-from streams.live.malloc import heap_usage
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -95,39 +91,47 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+FORWARDED_BY = "X-Streams-Forwarded-By"  # set on a request one worker passes to the owner
+FORWARD_TIMEOUT_SECONDS = 10.0
+
+
 def register_views(worker: Worker) -> None:
     app = worker.app
+    view = worker.view
+    session: aiohttp.ClientSession | None = None
+
+    async def forwarded(request: Any, user_id: str) -> Any | None:
+        """The owner's answer when another worker owns the user; None: answer here."""
+        nonlocal session
+        if view.owns(user_id) or request.headers.get(FORWARDED_BY):
+            return None  # a forwarded request is answered where it lands: no loops
+        partition = view.partition_for(user_id)
+        owner = await asyncio.get_running_loop().run_in_executor(None, worker.owners.owner, partition)
+        here = worker.settings.canonical_url().rstrip("/")
+        if owner is None or owner.rstrip("/") == here:
+            return None
+        if session is None:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_SECONDS))
+        headers = {FORWARDED_BY: here}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        try:
+            async with session.get(f"{owner.rstrip('/')}{request.path_qs}", headers=headers) as reply:
+                body = await reply.read()
+                return aioweb.Response(body=body, status=reply.status, content_type=reply.content_type)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return aioweb.json_response(
+                {"error": f"the worker owning this user did not answer: {exc}", "owner": owner}, status=503
+            )
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        assigned = sorted(
-            tp.partition for tp in app.consumer.assignment() if tp.topic in worker.inputs.topics
-        )
-        recovering = bool(app.in_recovery) or not app.tables.recovery.completed.is_set()
-        lag = worker.input_lag()
-        stalled = worker.stall.observe(worker.processed(), 0 if recovering else lag, time.monotonic())
-        return web.json(
-            {
-                # "stalled": input waits and nothing was processed for STREAMS_STALL_SECONDS (503).
-                "status": "stalled" if stalled else "ok",
-                "lag": lag,
-                "app_id": worker.settings.app_id,
-                "partitions": sorted(set(assigned)),
-                # True while tables are restored from their changelogs (after a crash or a move).
-                "recovering": recovering,
-                "held": len(worker.sequencer),
-                "reordered_by_timeout": worker.sequencer.forced,
-                "demand_late_events": worker.demand_late_events(),
-                "model_version": getattr(worker.processor.recommender, "version", None),
-                **worker.counts,
-            },
-            status=503 if stalled else 200,
-        )
+        document, status = view.health()
+        return web.json(document, status=status)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        _update_lag(worker)
-        _update_memory(worker)
+        view.update_metrics(worker.databases())
         return web.bytes(worker.metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/openapi.json")
@@ -139,43 +143,42 @@ def register_views(worker: Worker) -> None:
         return web.html((STATIC / "demo.html").read_text(encoding="utf-8"))
 
     @app.page("/users/{user_id}/recommendations")
-    @app.table_route(table=worker.latest, match_info="user_id")
     async def recommendations(web: Any, request: Any, user_id: str) -> Any:
-        with worker.contexts.partition(worker.partition_for(user_id)):
-            raw = worker.latest.get(user_id.encode())
-        if raw is None:
+        if (reply := await forwarded(request, user_id)) is not None:
+            return reply
+        latest = view.latest(user_id)
+        if latest is None:
             return web.json({"error": "no recommendation yet", "user_id": user_id}, status=404)
-        return web.json(msgpack.unpackb(raw, raw=False))
+        return web.json(latest)
 
-    def respond(web: Any, request: Any, user_id: str, render: Render) -> Any:
+    async def respond(web: Any, request: Any, user_id: str, render: Render) -> Any:
         """`render(state, latest recommendation)` for a request with the right bearer token."""
         token = worker.settings.api_token
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             return web.json({"error": "a valid bearer token is required (STREAMS_API_TOKEN)"}, status=401)
-        with worker.contexts.partition(worker.partition_for(user_id)):
-            state = worker.load_state(user_id)
-            raw = worker.latest.get(user_id.encode())
+        if (reply := await forwarded(request, user_id)) is not None:
+            return reply
+        state = view.state(user_id)
         if state is None:
             return web.json({"error": "unknown user", "user_id": user_id}, status=404)
-        return web.json(render(state, None if raw is None else msgpack.unpackb(raw, raw=False)))
+        return web.json(render(state, view.latest(user_id)))
 
     @app.page("/users/{user_id}/state")
-    @app.table_route(table=worker.states, match_info="user_id")
     async def user_state(web: Any, request: Any, user_id: str) -> Any:
-        return respond(web, request, user_id, lambda state, _: state.to_dict())
+        return await respond(web, request, user_id, lambda state, _: state.to_dict())
 
     @app.page("/users/{user_id}/profile")
-    @app.table_route(table=worker.states, match_info="user_id")
     async def user_profile(web: Any, request: Any, user_id: str) -> Any:
-        now = worker.event_time(user_id)
-        return respond(web, request, user_id, lambda state, _: profile_document(state, worker.rules, now))
+        now = view.event_time(user_id)
+        return await respond(
+            web, request, user_id, lambda state, _: profile_document(state, worker.rules, now)
+        )
 
     @app.page("/users/{user_id}/context")
-    @app.table_route(table=worker.states, match_info="user_id")
     async def user_context(web: Any, request: Any, user_id: str) -> Any:
-        now = worker.event_time(user_id)
-        return respond(
+        now = view.event_time(user_id)
+        return await respond(
             web,
             request,
             user_id,
@@ -184,12 +187,12 @@ def register_views(worker: Worker) -> None:
 
     @app.page("/users/{user_id}/recommendations/stream")
     async def stream(web: Any, request: Any, user_id: str) -> Any:
-        try:
-            owner = app.router.key_store(worker.latest.name, user_id)
-        except KeyError:
-            owner = None
-        if owner is not None and str(owner).rstrip("/") != worker.settings.canonical_url().rstrip("/"):
-            raise aioweb.HTTPTemporaryRedirect(f"{str(owner).rstrip('/')}{request.path_qs}")
+        if not view.owns(user_id) and not request.headers.get(FORWARDED_BY):
+            partition = view.partition_for(user_id)
+            owner = await asyncio.get_running_loop().run_in_executor(None, worker.owners.owner, partition)
+            here = worker.settings.canonical_url().rstrip("/")
+            if owner is not None and owner.rstrip("/") != here:
+                raise aioweb.HTTPTemporaryRedirect(f"{owner.rstrip('/')}{request.path_qs}")
         return await _serve_events(worker, request, user_id)
 
     _ = (healthz, metrics, openapi, demo, recommendations, user_state, user_profile, user_context, stream)
@@ -204,13 +207,11 @@ async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.St
         }
     )
     await response.prepare(request)
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    worker.subscribers.setdefault(user_id, set()).add(queue)
+    queue = worker.feed.subscribe(user_id)
     try:
-        with worker.contexts.partition(worker.partition_for(user_id)):
-            latest = worker.latest.get(user_id.encode())
+        latest = worker.view.latest(user_id)
         if latest is not None:
-            await _write(response, "recommendation", msgpack.unpackb(latest, raw=False))
+            await _write(response, "recommendation", latest)
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_SECONDS)
@@ -222,38 +223,10 @@ async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.St
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        queues = worker.subscribers.get(user_id, set())
-        queues.discard(queue)
-        if not queues:  # else every user id ever asked for would stay a key
-            worker.subscribers.pop(user_id, None)
+        worker.feed.unsubscribe(user_id, queue)
     return response
 
 
 async def _write(response: aioweb.StreamResponse, event: str, data: dict[str, Any]) -> None:
     payload = json.dumps(data, separators=(",", ":"))
     await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
-
-
-def _update_lag(worker: Worker) -> None:
-    """Lag = log end minus the next offset to process, per assigned input partition."""
-    consumer = worker.app.consumer
-    for tp in consumer.assignment():
-        logical = worker.settings.logical(tp.topic)
-        if logical not in INPUT_TOPICS:
-            continue
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:  # a partition mid-rebalance has no highwater yet
-            continue
-        if highwater is not None:
-            done = worker.next_to_process(logical, tp.partition)
-            worker.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
-
-
-def _update_memory(worker: Worker) -> None:
-    for part, value in worker.rocks_memory.usage(worker.databases()).items():
-        worker.metrics.memory.labels(part.removesuffix("_bytes")).set(value)
-    for part, value in (heap_usage() or {}).items():
-        worker.metrics.memory.labels(f"heap_{part}").set(value)
-    worker.metrics.python_blocks.set(sys.getallocatedblocks())
-    worker.metrics.indexed.set(worker.local_index.estimated_keys())

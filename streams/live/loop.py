@@ -1,0 +1,305 @@
+"""The processing loop: read a batch, merge it in event time, run the core, make it durable.
+
+One thread owns every Kafka client of the hot path and every write of the partitions' state, so a
+round never interleaves with another: (1) poll a batch; (2) decode and validate it (bad input
+becomes a dead letter); (3) release what the event-time merge allows and hand it to the core in one
+call (one model call per batch); (4) complete the round's checkpoint (streams.live.checkpoint):
+outputs, changelogs, input offsets, local stores, in that order. Wall-clock timers and catalog
+changes run between rounds, each as a checkpoint of its own. A rebalance happens inside the poll,
+between two checkpoints, so a revoked partition never leaves one half done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.codec import REPLAY_HEADER, encode_value, header_value
+from streams.config import PARTITION_TABLE, STATE_TABLE, Settings
+from streams.core.catalog import CatalogItem
+from streams.core.events import Position
+from streams.core.processor import Incoming, Processor
+from streams.core.state import UserState
+from streams.errors import BadMessage
+from streams.ingest import parse_user_event
+from streams.live.catalog import CatalogFollower
+from streams.live.checkpoint import Checkpoint, Transport, complete
+from streams.live.delivery import TP, Delivery
+from streams.live.local_index import RocksWatchIndex
+from streams.live.metrics import WorkerMetrics
+from streams.live.outputs import OutputSink, Publish
+from streams.live.partitions import OwnedPartitions, PartitionTask, Restore, partition_key
+from streams.live.records import InputRecord
+from streams.live.sequencer import Entry
+from streams.live.tables import encode_state
+from streams.partitioning import partition_for
+
+log = logging.getLogger(__name__)
+
+LOG_ENDS_EVERY_SECONDS = 0.5  # lag, and the broker's liveness, for the event-time merge
+IDLE_WAIT_SECONDS = 0.1  # the longest a poll waits for a first record when nothing is held
+HELD_WAIT_SECONDS = 0.005  # ... and when records wait for the other topic's log end
+
+
+@dataclass(slots=True)
+class LoopCounts:
+    events: int = 0
+    applied: int = 0
+    redelivered: int = 0
+    processing_failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"events": self.events, "applied": self.applied, "redelivered": self.redelivered}
+
+
+@dataclass(slots=True)
+class LoopOptions:
+    batch_max: int = 256
+    tick_seconds: float | None = 5.0  # wall-clock timers (None: event time only)
+
+
+@dataclass
+class ProcessingLoop:
+    settings: Settings
+    processor: Processor
+    delivery: Delivery
+    transport: Transport
+    partitions: OwnedPartitions
+    sink: OutputSink
+    catalog: CatalogFollower
+    watchers: RocksWatchIndex
+    metrics: WorkerMetrics
+    restore: Restore
+    publish: Publish
+    options: LoopOptions = field(default_factory=LoopOptions)
+    counts: LoopCounts = field(default_factory=LoopCounts)
+    restoring: bool = False
+    committed: dict[TP, int] = field(default_factory=dict)
+    _changed_items: list[CatalogItem] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _log_ends_at: float = 0.0
+    _ticked_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.catalog.on_update = self._changed_items.append
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="processing-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.catalog.start()
+            self.delivery.subscribe(self._assigned, self._revoked)
+            while not self._stop.is_set():
+                self.run_round()
+        except Exception:
+            # Kafka or the disk failed under a checkpoint: what is not committed is delivered again
+            # to whoever owns the partition next, so ending the process loses nothing.
+            log.critical("processing loop failed: the worker stops", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+        finally:
+            self.delivery.consumer.close()
+            self.catalog.close()
+
+    # -- one round ------------------------------------------------------------------------------------------
+
+    def run_round(self) -> None:
+        wait = HELD_WAIT_SECONDS if len(self.delivery.sequencer) else IDLE_WAIT_SECONDS
+        records, handed_at = self.delivery.poll(self.options.batch_max, wait)
+        checkpoint = Checkpoint()
+        for record in records:
+            self._admit(checkpoint, record, handed_at)
+        self.catalog.poll()
+        if self.catalog.ready:  # never recommend from a half-loaded catalog: events wait meanwhile
+            ready = self.delivery.release()
+            if ready:
+                self._process(checkpoint, ready)
+        self._complete(checkpoint)
+        if self.catalog.ready:
+            self._tick()
+            self._catalog_changes()
+        now = time.monotonic()
+        if now - self._log_ends_at >= LOG_ENDS_EVERY_SECONDS:
+            self._log_ends_at = now
+            self.delivery.request_log_ends()
+
+    def _complete(self, checkpoint: Checkpoint) -> None:
+        offsets = {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
+        for (topic, partition), offset in offsets.items():
+            checkpoint.processed(topic, partition, offset)
+        if not checkpoint:
+            return
+        stores = {p: self.partitions.store(p) for p in checkpoint.writes}
+        if complete(checkpoint, self.transport, stores, self.settings.changelog_topic):
+            self.committed.update(offsets)
+        self.sink.published(self.publish)
+
+    def _admit(self, checkpoint: Checkpoint, record: InputRecord, handed_at: int) -> None:
+        """Decode and validate; bad input goes to dead-letters at once and never waits in order."""
+        logical = self.settings.logical(record.topic) or record.topic
+        self.metrics.events_in.labels(logical).inc()
+        self.counts.events += 1
+        try:
+            parsed = parse_user_event(
+                logical,
+                record.key,
+                record.value,
+                record.headers,
+                self.settings.max_message_bytes,
+                record.timestamp_ms,
+            )
+        except BadMessage as exc:
+            self.sink.dead_letter(checkpoint, record, exc)
+            self.delivery.skip(record)
+            return
+        replay = header_value(record.headers, REPLAY_HEADER) is not None
+        incoming = Incoming(
+            parsed, record.partition, Position(logical, record.partition, record.offset), replay
+        )
+        self.delivery.hold(record, incoming, handed_at)
+
+    def _process(self, checkpoint: Checkpoint, entries: list[Entry]) -> None:
+        started = time.perf_counter()
+        batch: list[Incoming] = [incoming for _, incoming in entries]
+        partition_of = {i.event.user_id: i.partition for i in batch}
+        watched: dict[str, set[str]] = {}  # items each loaded user watched: the index agrees with them
+
+        def load(user_id: str) -> UserState | None:
+            state = self._load(partition_of.get(user_id, self.partition_for(user_id)), user_id)
+            watched[user_id] = set(state.watch) if state is not None else set()
+            return state
+
+        states = self.partitions.states()
+        try:
+            result = self.processor.process_batch(batch, load, states, self.partitions.timers)
+        except Exception as exc:  # a bug must not stop the partitions: park the batch in dead-letters
+            log.exception("batch of %d failed", len(batch))
+            self.counts.processing_failed += len(batch)
+            error = BadMessage("processing_failed", f"{type(exc).__name__}: {exc}")
+            for record, _ in entries:
+                assert isinstance(record, InputRecord)
+                self.sink.dead_letter(checkpoint, record, error)
+            return
+        self.metrics.model_latency.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(batch))
+        applied = sum(r.applied for r in result.results)
+        self.counts.applied += applied
+        self.counts.redelivered += len(batch) - applied
+        self.metrics.applied.inc(applied)
+        self.metrics.redelivered.inc(len(batch) - applied)
+        self.sink.add(checkpoint, [o for r in result.results for o in r.outputs], started)
+        owners = {u: partition_of.get(u, self.partition_for(u)) for u in result.states}
+        self._store(checkpoint, result.states, owners, watched)
+        now = time.time()
+        for p in result.partitions:
+            task = self.partitions.tasks.get(p)
+            if task is not None:
+                task.wall_at_watermark = now
+                checkpoint.put(p, PARTITION_TABLE, partition_key(p), encode_value(task.state.to_wire()))
+
+    def _store(
+        self,
+        checkpoint: Checkpoint,
+        states: Mapping[str, UserState],
+        partitions: Mapping[str, int],
+        watched: Mapping[str, set[str]] | None = None,
+    ) -> None:
+        """`watched`: the items each user watched when loaded, if known; the watch index is
+        rewritten only for users whose list changed (its update scans the index)."""
+        for user, state in states.items():
+            if watched is None or state.watch.keys() != watched.get(user):
+                self.watchers.note(state)
+            checkpoint.put(partitions[user], STATE_TABLE, user.encode(), encode_state(state))
+
+    def _load(self, partition: int, user_id: str) -> UserState | None:
+        task = self.partitions.tasks.get(partition)
+        return task.load_state(user_id) if task is not None else None
+
+    def partition_for(self, user_id: str) -> int:
+        """The partition producers put a user on (Kafka's default murmur2 partitioner)."""
+        return partition_for(user_id, self.settings.partitions)
+
+    # -- between rounds -------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """A quiet partition's event time still moves on: fire what the wall clock makes due."""
+        every = self.options.tick_seconds
+        now_monotonic = time.monotonic()
+        if not every or now_monotonic - self._ticked_at < every:
+            return
+        self._ticked_at = now_monotonic
+        for partition, task in list(self.partitions.tasks.items()):
+            if task.state.watermark < 0 or not self.delivery.idle(partition):
+                continue  # a partition with input to process moves on event time alone
+            self._fire_wall_clock_timers(task)
+
+    def _fire_wall_clock_timers(self, task: PartitionTask) -> None:
+        partition = task.partition
+        now = task.state.watermark + int((time.time() - task.wall_at_watermark) * 1000)
+        due = self.partitions.timers.next_due(partition)
+        if due is None or due > now - self.processor.config.allowed_lateness_ms:
+            return
+        outputs, states = self.processor.advance(
+            partition, now, lambda user: task.load_state(user), self.partitions.timers
+        )
+        checkpoint = Checkpoint()
+        self.sink.add(checkpoint, outputs)
+        self._store(checkpoint, states, {u: partition for u in states})
+        self._complete(checkpoint)
+
+    def _catalog_changes(self) -> None:
+        """Price-drop and back-in-stock triggers for this worker's users who saw a changed item."""
+        while self._changed_items:
+            item = self._changed_items.pop(0)
+            if item.item_id not in self.watchers:
+                continue
+            owned = self.partitions.tasks
+            users = [u for u in self.watchers.users(item.item_id) if self.partition_for(u) in owned]
+            outputs, states = self.processor.on_catalog(
+                item, users, lambda user: self._load(self.partition_for(user), user)
+            )
+            checkpoint = Checkpoint()
+            self.sink.add(checkpoint, outputs)
+            self._store(checkpoint, states, {u: self.partition_for(u) for u in states})
+            self._complete(checkpoint)
+
+    # -- rebalance (inside the poll) ------------------------------------------------------------------------
+
+    def _assigned(self, numbers: set[int]) -> None:
+        self.restoring = True
+        try:
+            for partition in sorted(numbers):
+                self.partitions.assign(partition, self.restore)
+        finally:
+            self.restoring = False
+
+    def _revoked(self, numbers: set[int]) -> None:
+        for partition in numbers:
+            self.partitions.revoke(partition)
+        self.committed = {tp: o for tp, o in self.committed.items() if tp[1] not in numbers}
+
+    # -- read by the HTTP views (another thread) ---------------------------------------------------------
+
+    def lag(self) -> dict[TP, int]:
+        return self.delivery.lag(self.committed)
+
+    def processed(self) -> int:
+        return self.counts.applied + self.counts.redelivered + self.sink.counts.dead_letters
+
+    def health_counts(self) -> dict[str, Any]:
+        return {**self.counts.as_dict(), **self.sink.counts.as_dict()}

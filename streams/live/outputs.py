@@ -1,0 +1,117 @@
+"""The output sink: the core's outputs and dead letters as records of a checkpoint, counted.
+
+Recommendations also become the user's latest one (served by the HTTP API), and everything but demand
+windows goes to the user's live feed once its checkpoint is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.codec import encode_value
+from streams.config import LATEST_TABLE, Settings
+from streams.core.demand import DEMAND
+from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Output
+from streams.core.segments import AUDIENCE_SEGMENTS
+from streams.deadletters import dead_letter_value
+from streams.errors import BadMessage
+from streams.live.checkpoint import Checkpoint, Record
+from streams.live.metrics import WorkerMetrics
+from streams.live.records import InputRecord
+from streams.partitioning import partition_for
+from streams.redaction import user_ref
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TOPICS = (RECOMMENDATIONS, PROMOTION_TRIGGERS, AUDIENCE_SEGMENTS, DEMAND)
+# A user's live feed message: {"topic": logical output topic, "value": the output's value}
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class OutputCounts:
+    recommendations: int = 0
+    triggers: int = 0
+    segment_events: int = 0
+    demand: int = 0
+    dead_letters: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class OutputSink:
+    settings: Settings
+    metrics: WorkerMetrics
+    counts: OutputCounts = field(default_factory=OutputCounts)
+    # Feed messages of the checkpoint being built: published once it is durable.
+    pending_feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, checkpoint: Checkpoint, outputs: list[Output], started: float | None = None) -> None:
+        """`started`: perf_counter() when the batch's processing began (recommendations carry the
+        latency from there)."""
+        for output in outputs:
+            value = output.value
+            if output.topic == RECOMMENDATIONS:
+                if started is not None:
+                    value = {**value, "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+                self.metrics.recommendations.inc()
+                self.counts.recommendations += 1
+            elif output.topic == AUDIENCE_SEGMENTS:
+                self.metrics.segment_events.labels(value["segment"], value["action"]).inc()
+                self.counts.segment_events += 1
+            elif output.topic == DEMAND:
+                self.metrics.demand.labels(value["scope"]).inc()
+                self.counts.demand += 1
+            else:
+                self.metrics.triggers.labels(value["kind"]).inc()
+                self.counts.triggers += 1
+            encoded = encode_value(value)
+            key = output.key.encode()
+            checkpoint.send(Record(self.settings.topic(output.topic), key, encoded, output.partition))
+            if output.topic == RECOMMENDATIONS:
+                checkpoint.put(self.partition_for(output.key), LATEST_TABLE, key, encoded)
+            if output.topic != DEMAND:  # the live feed is per shopper
+                self.pending_feed.append((output.key, {"topic": output.topic, "value": value}))
+
+    def dead_letter(self, checkpoint: Checkpoint, record: InputRecord, error: BadMessage) -> None:
+        self.counts.dead_letters += 1
+        self.metrics.dead_letters.labels(error.code).inc()
+        # The reason may quote the key and the user_id: the log gets the code and a hashed key only.
+        log.info(
+            "dead letter %s[%d]@%d %s: %s%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            user_ref(record.key, self.settings.log_salt),
+            error.code,
+            f" ({error.field})" if error.field else "",
+        )
+        value = dead_letter_value(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            error,
+            ts=record.timestamp_ms if record.timestamp_ms is not None else int(time.time() * 1000),
+            max_bytes=self.settings.max_message_bytes,
+        )
+        checkpoint.send(Record(self.settings.topic("dead-letters"), value["key"], encode_value(value)))
+
+    def published(self, publish: Publish) -> None:
+        """The checkpoint is durable: its feed messages go out."""
+        feed, self.pending_feed = self.pending_feed, []
+        for user_id, message in feed:
+            publish(user_id, message)
+
+    def discard_feed(self) -> None:
+        self.pending_feed.clear()
+
+    def partition_for(self, user_id: str) -> int:
+        return partition_for(user_id, self.settings.partitions)

@@ -1,0 +1,133 @@
+"""The input partitions a worker owns: per partition number, its local store (users' states, the
+partition state, latest recommendations), restored from the changelogs when assigned, and the
+worker's derived indexes (due timers, item watchers) rebuilt from it.
+
+Only the processing loop's thread writes here. HTTP views read the stores from the web thread
+(RocksDB reads are thread-safe); a store stays open once opened, so a read never meets a closed
+database after a partition moves away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+from streams.config import LATEST_TABLE, PARTITION_TABLE, STATE_TABLE
+from streams.core.processor import PartitionState, Processor
+from streams.core.state import UserState
+from streams.live.local_index import RocksTimerIndex, RocksWatchIndex
+from streams.live.partition_store import PartitionStore
+from streams.live.rocks import RocksMemory
+from streams.live.tables import decode_state
+
+log = logging.getLogger(__name__)
+
+TABLES = (STATE_TABLE, PARTITION_TABLE, LATEST_TABLE)
+# Restores a partition's store from its changelogs; returns the changelog records applied.
+Restore = Callable[[PartitionStore, int], int]
+
+
+def partition_key(partition: int) -> bytes:
+    return f"p{partition}".encode()
+
+
+@dataclass(slots=True)
+class PartitionTask:
+    """One owned partition number: its store and what the core keeps beyond its users."""
+
+    partition: int
+    store: PartitionStore
+    state: PartitionState
+    wall_at_watermark: float  # time.time() when the watermark last moved (wall-clock timers)
+
+    def load_state(self, user_id: str) -> UserState | None:
+        raw = self.store.get(STATE_TABLE, user_id.encode())
+        return None if raw is None else decode_state(raw)
+
+
+class OwnedPartitions:
+    def __init__(
+        self,
+        directory: Path,
+        memory: RocksMemory,
+        processor: Processor,
+        timers: RocksTimerIndex,
+        watchers: RocksWatchIndex,
+        write_buffer_bytes: int,
+    ) -> None:
+        self.directory = directory
+        self.memory = memory
+        self.processor = processor
+        self.timers = timers
+        self.watchers = watchers
+        self.write_buffer_bytes = write_buffer_bytes
+        self.tasks: dict[int, PartitionTask] = {}
+        self.stores: dict[int, PartitionStore] = {}  # every store opened, owned or not
+        self._indexed: set[int] = set()  # partitions whose users the watch index holds
+
+    def store(self, partition: int) -> PartitionStore:
+        store = self.stores.get(partition)
+        if store is None:
+            store = self.stores[partition] = PartitionStore(
+                self.directory / str(partition), self.memory, self.write_buffer_bytes
+            )
+        return store
+
+    def assign(self, partition: int, restore: Restore) -> PartitionTask:
+        started = time.monotonic()
+        store = self.store(partition)
+        records = restore(store, partition)
+        raw = store.get(PARTITION_TABLE, partition_key(partition))
+        state = (
+            PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
+            if raw is not None
+            else self.processor.new_partition_state()
+        )
+        task = self.tasks[partition] = PartitionTask(partition, store, state, time.time())
+        timers = self._index(partition, store)
+        log.info(
+            "partition %d: %d changelog records restored, %d pending timers indexed in %.1f s",
+            partition,
+            records,
+            timers,
+            time.monotonic() - started,
+        )
+        return task
+
+    def revoke(self, partition: int) -> None:
+        self.tasks.pop(partition, None)
+        self.timers.drop_partition(partition)
+
+    def _index(self, partition: int, store: PartitionStore) -> int:
+        """Rebuild the partition's due-timer index from its states, and the watch index for its
+        users if this worker never owned the partition before."""
+        fresh = partition not in self._indexed
+        self._indexed.add(partition)
+
+        def states() -> Iterator[UserState]:  # one at a time: a partition may hold a million
+            for _, raw in store.items(STATE_TABLE):
+                state = decode_state(raw)
+                if fresh:
+                    self.watchers.add_unindexed((state,))
+                else:
+                    self.watchers.note(state)
+                yield state
+
+        entries = ((due, s.user_id, kind) for s in states() for kind, due in s.timers.items())
+        return self.timers.rebuild_partition(partition, entries)
+
+    def states(self) -> dict[int, PartitionState]:
+        """The owned partitions' states, as the core's `process_batch` takes them (a new dict whose
+        values are the tasks' own objects)."""
+        return {p: task.state for p, task in self.tasks.items()}
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+        self.tasks.clear()
