@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from kafka import KafkaAdminClient
@@ -53,24 +50,19 @@ def test_kafka_python_logging_its_configuration_leaks_nothing(caplog: pytest.Log
     assert SASL_PASSWORD not in caplog.text  # ... without the password
 
 
-def test_the_workers_dead_letter_log_line_hashes_the_user(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    from streams.live.app import Worker
+def test_the_workers_dead_letter_log_line_hashes_the_user(caplog: pytest.LogCaptureFixture) -> None:
+    from streams.live.checkpoint import Checkpoint
+    from streams.live.metrics import WorkerMetrics
+    from streams.live.outputs import OutputSink
+    from streams.live.records import InputRecord
 
-    worker = Worker(replace(Settings(), data_dir=str(tmp_path), log_salt="test-salt"))
-    sent: list[dict] = []
-
-    async def send(**kwargs: object) -> None:
-        sent.append(kwargs)
-
-    worker.dead_letters.send = send  # type: ignore[method-assign]
-    message = SimpleNamespace(
-        topic="clicks", partition=3, offset=9, key=b"jane.doe@example.com", value=b"\x80", timestamp=1.0
-    )
+    sink = OutputSink(replace(Settings(), log_salt="test-salt"), WorkerMetrics())
+    record = InputRecord("clicks", 3, 9, 1.0, b"jane.doe@example.com", b"\x80")
     error = SchemaViolation("key_mismatch", "key 'jane.doe@example.com' must equal user_id 'x'", "key")
-    with caplog.at_level(logging.INFO, logger="streams.live.app"):
-        asyncio.run(worker._dead_letter(SimpleNamespace(message=message), error))
+    checkpoint = Checkpoint()
+    with caplog.at_level(logging.INFO, logger="streams.live.outputs"):
+        sink.dead_letter(checkpoint, record, error)
     assert "jane.doe" not in caplog.text
     assert user_ref(b"jane.doe@example.com", "test-salt") in caplog.text and "key_mismatch" in caplog.text
-    assert sent and sent[0]["key"] == b"jane.doe@example.com"  # the dead letter itself keeps everything
+    # the dead letter itself keeps everything
+    assert [r.key for r in checkpoint.outputs] == [b"jane.doe@example.com"]

@@ -118,15 +118,26 @@ def test_every_client_library_accepts_the_options(secured: Settings) -> None:
         assert names <= set(inspect.signature(client.__init__).parameters), client
 
 
-def test_faust_gets_the_same_credentials(secured: Settings) -> None:
-    from streams.live.app import Worker
+def test_the_workers_librdkafka_clients_get_the_same_credentials(
+    secured: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.kafka.clients import librdkafka_config
+    from streams.live import app as live_app
 
-    app = Worker(secured).app
-    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
-    expected = client_options(secured)
-    for name in ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
-        assert auth[name] == expected[name]
-    assert isinstance(auth["ssl_context"], ssl.SSLContext)
+    configs: list[dict[str, Any]] = []
+
+    def client(config: dict[str, Any]) -> object:
+        configs.append(config)
+        return object()
+
+    for name in ("Consumer", "Producer", "AdminClient"):
+        monkeypatch.setattr(live_app, name, client)
+    live_app.Worker(replace(secured, data_dir=str(tmp_path)))
+    assert len(configs) == 3  # the input consumer, the producer, the admin client
+    expected = librdkafka_config(secured)
+    assert expected["security.protocol"] == "SASL_SSL" and expected["sasl.password"]
+    for config in configs:
+        assert {k: config[k] for k in expected} == expected
 
 
 class Recorded(Exception):
@@ -155,7 +166,7 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
     """Every place that builds a Kafka client: (module attribute to replace, call that builds it)."""
     from streams.bench import passthrough, recovery, traffic
     from streams.kafka import produce, record, topics
-    from streams.live import catalog, changelog
+    from streams.live import changelog
 
     return {
         "admin": ("streams.kafka.topics.KafkaAdminClient", lambda: topics.admin_client(settings)),
@@ -167,10 +178,6 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
         "changelog reader": (
             "streams.live.changelog.KafkaConsumer",
             lambda: changelog.read_states(settings, "u1"),
-        ),
-        "catalog follower": (
-            "streams.live.catalog.AIOKafkaConsumer",
-            lambda: catalog.CatalogFollower(client_options(settings), "catalog")._follow(),
         ),
         "bench output watcher": (
             "streams.bench.traffic.KafkaConsumer",
@@ -194,7 +201,6 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
         "replay producer",
         "recorder",
         "changelog reader",
-        "catalog follower",
         "bench output watcher",
         "bench changelog seeding",
         "bench passthrough",
