@@ -57,7 +57,7 @@ def test_the_workers_dead_letter_log_line_hashes_the_user(caplog: pytest.LogCapt
     from streams.live.records import InputRecord
 
     sink = OutputSink(replace(Settings(), log_salt="test-salt"), WorkerMetrics())
-    record = InputRecord("clicks", 3, 9, 1.0, b"jane.doe@example.com", b"\x80")
+    record = InputRecord("clicks", 3, 9, 1000, b"jane.doe@example.com", b"\x80")
     error = SchemaViolation("key_mismatch", "key 'jane.doe@example.com' must equal user_id 'x'", "key")
     checkpoint = Checkpoint()
     with caplog.at_level(logging.INFO, logger="streams.live.outputs"):

@@ -12,7 +12,7 @@ class InputRecord:
     topic: str  # physical topic name
     partition: int
     offset: int
-    timestamp: float | None  # seconds (the record's CreateTime or LogAppendTime)
+    timestamp_ms: int | None  # the record's CreateTime or LogAppendTime
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
@@ -23,8 +23,9 @@ class InputRecord:
         return self
 
     @property
-    def timestamp_ms(self) -> int | None:
-        return None if self.timestamp is None else int(self.timestamp * 1000)
+    def timestamp(self) -> float | None:
+        """Seconds, as the sequencer orders by (exact milliseconds stay in `timestamp_ms`)."""
+        return None if self.timestamp_ms is None else self.timestamp_ms / 1000
 
     @classmethod
     def from_message(cls, message: Message) -> InputRecord:
@@ -33,7 +34,7 @@ class InputRecord:
             message.topic(),
             message.partition(),
             message.offset(),
-            None if kind == TIMESTAMP_NOT_AVAILABLE else ts / 1000,
+            None if kind == TIMESTAMP_NOT_AVAILABLE else ts,
             message.key(),
             message.value(),
             tuple(message.headers() or ()),

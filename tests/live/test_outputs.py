@@ -1,0 +1,157 @@
+"""OutputSink: the core's outputs as records of a checkpoint on the physical topics, the latest
+recommendation as a table write of the user's partition, and the live feed held back until the
+checkpoint is durable (a feed must never show what a crash could take back)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgpack
+import pytest
+
+from streams.config import LATEST_TABLE, Settings
+from streams.core.demand import DEMAND
+from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Output
+from streams.core.segments import AUDIENCE_SEGMENTS
+from streams.errors import BadMessage
+from streams.live.checkpoint import Checkpoint
+from streams.live.metrics import WorkerMetrics
+from streams.live.outputs import OutputSink
+from streams.live.records import InputRecord
+from streams.partitioning import partition_for
+
+SETTINGS = Settings(topic_prefix="t-", partitions=8)
+RECOMMENDATION = Output(RECOMMENDATIONS, "u1", {"items": ["sku-1"]})
+TRIGGER = Output(PROMOTION_TRIGGERS, "u1", {"kind": "cart_abandoned"})
+SEGMENT = Output(AUDIENCE_SEGMENTS, "u2", {"segment": "big_spender", "action": "enter"})
+WINDOW = Output(DEMAND, "sku-1", {"scope": "sku", "count": 3}, partition=5)
+
+
+def decode(raw: bytes | None) -> dict[str, Any]:
+    assert raw is not None
+    value: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+    return value
+
+
+def user_partition(user_id: str) -> int:
+    return partition_for(user_id, SETTINGS.partitions)
+
+
+@pytest.fixture
+def sink() -> OutputSink:
+    return OutputSink(SETTINGS, WorkerMetrics())
+
+
+def sample(sink: OutputSink, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return sink.metrics.registry.get_sample_value(name, labels or {})
+
+
+def test_outputs_are_records_on_the_physical_topics(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [RECOMMENDATION, TRIGGER, SEGMENT, WINDOW])
+    assert [(r.topic, r.key, r.partition) for r in checkpoint.outputs] == [
+        ("t-recommendations", b"u1", None),
+        ("t-promotion-triggers", b"u1", None),
+        ("t-audience-segments", b"u2", None),
+        ("t-demand", b"sku-1", 5),  # demand keeps its input partition's number
+    ]
+    assert decode(checkpoint.outputs[1].value) == TRIGGER.value
+    assert decode(checkpoint.outputs[3].value) == WINDOW.value
+
+
+def test_a_recommendation_is_the_users_latest_on_the_users_partition(sink: OutputSink) -> None:
+    recommendation = Output(RECOMMENDATIONS, "u4", {"items": ["sku-2"]})
+    partition = user_partition("u4")
+    assert partition != 0  # so a write to a fixed partition 0 could not pass
+    checkpoint = Checkpoint()
+    started = time.perf_counter() - 0.25  # the batch began 250 ms ago
+    sink.add(checkpoint, [recommendation, SEGMENT], started=started)
+    assert list(checkpoint.writes) == [partition]  # only the recommendation is a write
+    written = checkpoint.writes[partition][LATEST_TABLE][b"u4"]
+    assert written == checkpoint.outputs[0].value  # the same bytes as the record sent
+    value = decode(written)
+    assert value["items"] == ["sku-2"]
+    assert 250 <= value["latency_ms"] < 250 + 60_000
+    assert "latency_ms" not in recommendation.value  # the core's output is not changed in place
+    assert "latency_ms" not in decode(checkpoint.outputs[1].value)  # only recommendations carry it
+
+
+def test_without_a_start_no_latency_is_made_up(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [RECOMMENDATION])
+    assert decode(checkpoint.outputs[0].value) == RECOMMENDATION.value
+
+
+def test_the_feed_goes_out_only_once_published_and_never_with_demand(sink: OutputSink) -> None:
+    published: list[tuple[str, dict[str, Any]]] = []
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [RECOMMENDATION, WINDOW, SEGMENT, TRIGGER], started=time.perf_counter())
+    assert published == []  # adding is not publishing: the checkpoint is not durable yet
+
+    sink.published(lambda user_id, message: published.append((user_id, message)))
+    assert [(user, message["topic"]) for user, message in published] == [
+        ("u1", RECOMMENDATIONS),
+        ("u2", AUDIENCE_SEGMENTS),
+        ("u1", PROMOTION_TRIGGERS),
+    ]
+    assert "latency_ms" in published[0][1]["value"]  # the feed shows what was sent
+    assert published[1][1]["value"] == SEGMENT.value
+
+    sink.published(lambda user_id, message: published.append((user_id, message)))
+    assert len(published) == 3  # each message once
+
+
+def test_a_discarded_checkpoints_feed_is_never_published(sink: OutputSink) -> None:
+    sink.add(Checkpoint(), [RECOMMENDATION, TRIGGER])
+    sink.discard_feed()
+    published: list[str] = []
+    sink.published(lambda user_id, _: published.append(user_id))
+    assert published == []
+
+
+def test_counts_and_metrics_per_kind(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [RECOMMENDATION, RECOMMENDATION, TRIGGER, SEGMENT, WINDOW, WINDOW, WINDOW])
+    assert sink.counts.as_dict() == {
+        "recommendations": 2,
+        "triggers": 1,
+        "segment_events": 1,
+        "demand": 3,
+        "dead_letters": 0,
+    }
+    assert sample(sink, "streams_recommendations_total") == 2
+    assert sample(sink, "streams_triggers_total", {"kind": "cart_abandoned"}) == 1
+    labels = {"segment": "big_spender", "action": "enter"}
+    assert sample(sink, "streams_segment_events_total", labels) == 1
+    assert sample(sink, "streams_demand_windows_total", {"scope": "sku"}) == 3
+
+
+def test_a_dead_letter_goes_to_the_dead_letters_topic_with_the_reason(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    record = InputRecord("t-clicks", 2, 17, 1_700_000_000_500, b"u1", b"\xff not json")
+    sink.dead_letter(checkpoint, record, BadMessage("bad_json", "not valid JSON", field="value"))
+    (sent,) = checkpoint.outputs
+    assert (sent.topic, sent.key, sent.partition) == ("t-dead-letters", b"u1", None)
+    value = decode(sent.value)
+    assert value["error"] == {"code": "bad_json", "message": "not valid JSON", "field": "value"}
+    assert (value["source_topic"], value["partition"], value["offset"]) == ("t-clicks", 2, 17)
+    assert value["value"] == b"\xff not json"  # the original bytes, to be replayed once fixed
+    assert value["ts"] == 1_700_000_000_500  # the record's own time
+    assert not checkpoint.writes
+    assert sink.counts.dead_letters == 1
+    assert sample(sink, "streams_dead_letters_total", {"code": "bad_json"}) == 1
+    published: list[str] = []
+    sink.published(lambda user_id, _: published.append(user_id))
+    assert published == []  # a dead letter is no feed message
+
+
+def test_a_dead_letter_without_a_timestamp_is_stamped_now(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    before = int(time.time() * 1000)
+    sink.dead_letter(checkpoint, InputRecord("t-orders", 0, 1, None, None, b"x"), BadMessage("e", "m"))
+    after = int(time.time() * 1000)
+    value = decode(checkpoint.outputs[0].value)
+    assert before <= value["ts"] <= after
+    assert checkpoint.outputs[0].key is None
+    assert value["error"] == {"code": "e", "message": "m"}
