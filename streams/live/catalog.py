@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streams.codec import MAX_VALUE_BYTES, Headers
 from streams.core.catalog import CatalogItem
 from streams.errors import BadMessage
 from streams.ingest import parse_catalog_item
+from streams.live.records import readable
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,7 @@ class CatalogFollower:
         if self._consumer is None:
             return 0
         messages = self._consumer.consume(POLL_RECORDS, timeout)
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("catalog: %s", error.str())
-                continue
+        for message in readable(messages, "catalog"):
             self._apply(message.value(), message.headers())
             end = self._pending.get(message.partition())
             if end is not None and message.offset() + 1 >= end:

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 
-from streams.live.records import InputRecord
+from streams.live.records import InputRecord, readable
 from streams.live.sequencer import Entry, PartitionSequencer
 from streams.live.watermarks import HighWatermarks
 
@@ -108,12 +108,7 @@ class Delivery:
         messages = self.consumer.consume(max_records, timeout)
         handed_at = int(time.time() * 1000)
         records = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer: %s", error.str())
-                continue
+        for message in readable(messages, "consumer"):
             record = InputRecord.from_message(message)
             self._read[(record.topic, record.partition)] = record.offset
             records.append(record)

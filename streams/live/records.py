@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
+
+log = logging.getLogger(__name__)
+
+
+def readable(messages: Iterable[Message], source: str) -> Iterator[Message]:
+    """The messages that carry a record: a partition's end is skipped, any other error logged."""
+    for message in messages:
+        error = message.error()
+        if error is None:
+            yield message
+        elif error.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s: %s", source, error.str())
 
 
 @dataclass(frozen=True, slots=True)
