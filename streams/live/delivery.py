@@ -105,7 +105,13 @@ class Delivery:
 
     def poll(self, max_records: int, timeout: float) -> tuple[list[InputRecord], int]:
         """Records read now, and the wall-clock ms they were handed out at."""
-        messages = self.consumer.consume(max_records, timeout)
+        # librdkafka's consume waits for `max_records` or the timeout, whichever comes first: take
+        # what is there, wait only for a first record, then take what came with it.
+        messages = self.consumer.consume(max_records, 0)
+        if not messages:
+            messages = self.consumer.consume(1, timeout)
+            if messages and max_records > 1:
+                messages += self.consumer.consume(max_records - 1, 0)
         handed_at = int(time.time() * 1000)
         records = []
         for message in readable(messages, "consumer"):
