@@ -94,7 +94,10 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     recent_events: int = 50
-    producer_linger_ms: float = 5.0
+    producer_linger_ms: float = 1.0
+    # How often the worker's processed state becomes durable (changelogs, input offsets, local
+    # stores): after a crash, at most this much is processed again by the next owner.
+    commit_interval_ms: float = 100.0
     stall_seconds: float = 60.0  # /healthz reports a stall after this long with lag and no progress
     # Required by /users/{id}/state, /profile and /context; unset: those endpoints are closed.
     api_token: str | None = field(default=None, repr=False)
@@ -124,7 +127,8 @@ class Settings:
             data_dir=env.get("STREAMS_DATA_DIR", ".cache/worker"),
             web_host=env.get("STREAMS_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("STREAMS_WEB_PORT", "6066")),
-            producer_linger_ms=float(env.get("STREAMS_PRODUCER_LINGER_MS", "5")),
+            producer_linger_ms=float(env.get("STREAMS_PRODUCER_LINGER_MS", "1")),
+            commit_interval_ms=float(env.get("STREAMS_COMMIT_INTERVAL_MS", "100")),
             stall_seconds=float(env.get("STREAMS_STALL_SECONDS", "60")),
             api_token=env.get("STREAMS_API_TOKEN") or None,
             advertised_url=env.get("STREAMS_ADVERTISED_URL") or None,

@@ -50,20 +50,28 @@ def isolated(base: Settings, partitions: int, scratch: Path, role: str) -> Setti
     )
 
 
+# Unmeasured traffic before the offered rates: a contestant's first seconds (new connections, the
+# first produce to each partition, first model calls) are not its steady state.
+WARMUP_SECONDS = 3.0
+
+
 def _offered_runs(
     contestant: Contestant, base: Settings, config: BenchConfig, traffic: list[Any], scratch: Path
 ) -> list[LoadResult]:
-    """Each offered rate for `config.seconds`, from produce to the output consumed."""
+    """Each offered rate for `config.seconds`, from produce to the output consumed, after a warm-up
+    at the lowest rate."""
     settings = isolated(base, config.partitions, scratch, contestant.name.split()[0])
     running = start(contestant, settings, scratch)
     producer = FastProducer(settings)
     results: list[LoadResult] = []
-    at = 0
     try:
         running.wait_ready(120)
         with OutputWatcher(
             client_options(settings), settings.topic("recommendations"), recommendation_cause
         ) as watcher:
+            warmup_rate = min(config.offered_rates)
+            at = int(warmup_rate * WARMUP_SECONDS)
+            drive(traffic[:at], producer, settings.topic, watcher, warmup_rate)
             for rate in config.offered_rates:
                 count = int(rate * config.seconds)
                 result = drive(traffic[at : at + count], producer, settings.topic, watcher, rate)
@@ -162,7 +170,9 @@ def _profile_offline(log: list[Any], variant: Variant, partitions: int, path: Pa
 
 
 def _events_needed(config: BenchConfig) -> int:
-    return max(int(sum(r * config.seconds for r in config.offered_rates)), config.max_rate_events) + 1_000
+    offered = sum(r * config.seconds for r in config.offered_rates)
+    warmup = min(config.offered_rates) * WARMUP_SECONDS
+    return max(int(offered + warmup), config.max_rate_events) + 1_000
 
 
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:

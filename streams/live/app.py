@@ -128,7 +128,11 @@ class Worker:
             metrics=self.metrics,
             restore=self._restore,
             publish=self.feed.publish,
-            options=LoopOptions(batch_max=batch_max, tick_seconds=tick_seconds),
+            options=LoopOptions(
+                batch_max=batch_max,
+                tick_seconds=tick_seconds,
+                commit_interval=settings.commit_interval_ms / 1000,
+            ),
         )
         self.owners = PartitionOwners(self.admin, settings.app_id, self.input_topics[0])
         self.view = WorkerView(

@@ -88,6 +88,7 @@ class Delivery:
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
+        self._on_revoked(numbers)  # first: what was processed of them is committed while still known
         dropped = 0
         for p in numbers:
             dropped += len(self.sequencer.drop_partition(p))
@@ -99,7 +100,6 @@ class Delivery:
         self.watermarks.forget(tps)
         self.assigned -= numbers
         log.info("revoked partitions %s (%d held records to be fetched again)", sorted(numbers), dropped)
-        self._on_revoked(numbers)
 
     # -- reading ------------------------------------------------------------------------------------------
 

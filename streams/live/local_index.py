@@ -121,6 +121,11 @@ class RocksTimerIndex:
         # Entries a later `add` moved, deleted at the next `compact`: within a batch an entry superseded
         # by a later event of the batch is still due as of the events before it.
         self._superseded: list[bytes] = []
+        # Per partition, no entry is due before this (None: unknown). A pop seeks here rather than
+        # to the partition's start, past the tombstones of every entry popped before (a queue in
+        # RocksDB otherwise reads them all again on each pop), and skips the scan while nothing can
+        # be due.
+        self._earliest: dict[int, int] = {}
 
     def add(self, partition: int, due: int, user_id: str, kind: str) -> None:
         who = _text(user_id) + _text(kind)
@@ -130,11 +135,17 @@ class RocksTimerIndex:
             self._superseded.append(_TIMER + _partition(partition) + before + who)
         self._db.put(_TIMER + _partition(partition) + _due(due) + who, b"")
         self._db.put(latest_key, _due(due))
+        earliest = self._earliest.get(partition)
+        if earliest is not None and due < earliest:
+            self._earliest[partition] = due
 
     def pop_due(self, partition: int, now: int) -> list[tuple[int, str, str]]:
+        earliest = self._earliest.get(partition)
+        if earliest is not None and earliest > now:
+            return []
         prefix = _TIMER + _partition(partition)
         out = []
-        for key in list(self._due_keys(prefix, now)):
+        for key in list(self._due_keys(partition, prefix, now)):
             due_bytes, who = key[len(prefix) : len(prefix) + 8], key[len(prefix) + 8 :]
             user, kind = _texts(who)
             latest_key = _LATEST + _partition(partition) + who
@@ -144,12 +155,18 @@ class RocksTimerIndex:
             out.append((int.from_bytes(due_bytes, "big") - _DUE_OFFSET, user, kind))
         return out
 
-    def _due_keys(self, prefix: bytes, now: int) -> Iterator[bytes]:
+    def _due_keys(self, partition: int, prefix: bytes, now: int) -> Iterator[bytes]:
+        """Keys due at `now`, in order; notes when the first one not yet due is."""
         limit = _due(now)
-        for key in self._local.keys_from(prefix):
-            if key[len(prefix) : len(prefix) + 8] > limit:
+        earliest = self._earliest.get(partition)
+        start = prefix if earliest is None else prefix + _due(earliest)
+        for key, _ in scan_prefix(self._db, prefix, start):
+            due = key[len(prefix) : len(prefix) + 8]
+            if due > limit:
+                self._earliest[partition] = int.from_bytes(due, "big") - _DUE_OFFSET
                 return
             yield key
+        self._earliest[partition] = now + 1
 
     def compact(self) -> None:
         for key in self._superseded:
@@ -161,7 +178,9 @@ class RocksTimerIndex:
 
     def next_due(self, partition: int) -> int | None:
         prefix = _TIMER + _partition(partition)
-        for key in self._local.keys_from(prefix):
+        earliest = self._earliest.get(partition)
+        start = prefix if earliest is None else prefix + _due(earliest)
+        for key, _ in scan_prefix(self._db, prefix, start):
             return int.from_bytes(key[len(prefix) : len(prefix) + 8], "big") - _DUE_OFFSET
         return None
 
@@ -170,12 +189,16 @@ class RocksTimerIndex:
         stored states' timers): written in batches, without the per-entry reads of `add`."""
         self.drop_partition(partition)
         count = 0
+        earliest = None
         with _Batches(self._db) as batch:
             for due, user_id, kind in entries:
                 who = _text(user_id) + _text(kind)
                 batch.put(_TIMER + _partition(partition) + _due(due) + who, b"")
                 batch.put(_LATEST + _partition(partition) + who, _due(due))
                 count += 1
+                earliest = due if earliest is None else min(earliest, due)
+        if earliest is not None:
+            self._earliest[partition] = earliest
         return count
 
     def drop_partition(self, partition: int) -> None:
@@ -183,6 +206,7 @@ class RocksTimerIndex:
             prefix = kind + _partition(partition)
             self._db.delete_range(prefix, _after(prefix))
         self._superseded = [k for k in self._superseded if k[1:5] != _partition(partition)]
+        self._earliest.pop(partition, None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self._local.keys_from(_TIMER))

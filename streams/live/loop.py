@@ -3,10 +3,14 @@
 One thread owns every Kafka client of the hot path and every write of the partitions' state, so a
 round never interleaves with another: (1) poll a batch; (2) decode and validate it (bad input
 becomes a dead letter); (3) release what the event-time merge allows and hand it to the core in one
-call (one model call per batch); (4) complete the round's checkpoint (streams.live.checkpoint):
-outputs, changelogs, input offsets, local stores, in that order. Wall-clock timers and catalog
-changes run between rounds, each as a checkpoint of its own. A rebalance happens inside the poll,
-between two checkpoints, so a revoked partition never leaves one half done.
+call (one model call per batch); (4) produce the round's outputs at once, so a recommendation never
+waits for a checkpoint. The rounds' state changes gather in one pending checkpoint that later rounds
+(and the HTTP views) read through, and every `commit_interval` it is completed
+(streams.live.checkpoint): outputs acknowledged, changelogs, input offsets, local stores, in that
+order, a changed key written once however many rounds changed it (Kafka Streams' and quixstreams'
+commit interval). Wall-clock timers and catalog changes run between rounds into the same pending
+checkpoint. A rebalance happens inside the poll: a revoked partition's pending checkpoint is
+completed before the partition goes, so it never leaves one half done.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from streams.live.outputs import OutputSink, Publish
 from streams.live.partitions import OwnedPartitions, PartitionTask, Restore, partition_key
 from streams.live.records import InputRecord
 from streams.live.sequencer import Entry
-from streams.live.tables import encode_state
+from streams.live.tables import decode_state, encode_state
 from streams.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,12 @@ class LoopCounts:
 class LoopOptions:
     batch_max: int = 256
     tick_seconds: float | None = 5.0  # wall-clock timers (None: event time only)
+    # How often the pending checkpoint is completed: what a crash makes the next owner process again.
+    commit_interval: float = 0.1
+    commit_keys: int = 20_000  # ... or sooner, once it changed this many keys (bounded memory)
+
+
+_MISSING = object()
 
 
 @dataclass
@@ -80,6 +90,9 @@ class ProcessingLoop:
     counts: LoopCounts = field(default_factory=LoopCounts)
     restoring: bool = False
     committed: dict[TP, int] = field(default_factory=dict)
+    # Changes since the last completed checkpoint: read through by later rounds and the HTTP views.
+    pending: Checkpoint = field(default_factory=Checkpoint)
+    _pending_since: float = 0.0  # monotonic, when the pending checkpoint got its first change
     _changed_items: list[CatalogItem] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -106,6 +119,7 @@ class ProcessingLoop:
             self.delivery.subscribe(self._assigned, self._revoked)
             while not self._stop.is_set():
                 self.run_round()
+            self.checkpoint()
         except Exception:
             # Kafka or the disk failed under a checkpoint: what is not committed is delivered again
             # to whoever owns the partition next, so ending the process loses nothing.
@@ -119,9 +133,8 @@ class ProcessingLoop:
     # -- one round ------------------------------------------------------------------------------------------
 
     def run_round(self) -> None:
-        wait = HELD_WAIT_SECONDS if len(self.delivery.sequencer) else IDLE_WAIT_SECONDS
-        records, handed_at = self.delivery.poll(self.options.batch_max, wait)
-        checkpoint = Checkpoint()
+        records, handed_at = self.delivery.poll(self.options.batch_max, self._wait())
+        checkpoint = self.pending
         for record in records:
             self._admit(checkpoint, record, handed_at)
         self.catalog.poll()
@@ -129,25 +142,75 @@ class ProcessingLoop:
             ready = self.delivery.release()
             if ready:
                 self._process(checkpoint, ready)
-        self._complete(checkpoint)
         if self.catalog.ready:
             self._tick()
             self._catalog_changes()
+        self._send_outputs()
         now = time.monotonic()
+        if self._checkpoint_due(now):
+            self.checkpoint()
         if now - self._log_ends_at >= LOG_ENDS_EVERY_SECONDS:
             self._log_ends_at = now
             self.delivery.request_log_ends()
 
-    def _complete(self, checkpoint: Checkpoint) -> None:
-        offsets = {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
+    def _wait(self) -> float:
+        """How long the poll may wait for a first record: not past the pending checkpoint's time."""
+        wait = HELD_WAIT_SECONDS if len(self.delivery.sequencer) else IDLE_WAIT_SECONDS
+        if self._pending_since:
+            due_in = self._pending_since + self.options.commit_interval - time.monotonic()
+            wait = max(0.0, min(wait, due_in))
+        return wait
+
+    def _send_outputs(self) -> None:
+        """Outputs go out as soon as they are made; the checkpoint waits for their acknowledgement."""
+        pending = self.pending
+        if not self._pending_since and (pending or self._offsets_to_commit()):
+            self._pending_since = time.monotonic()
+        if pending.outputs:
+            for record in pending.outputs:
+                self.transport.produce(record)
+            pending.outputs.clear()
+            self.sink.published(self.publish)
+
+    def _checkpoint_due(self, now: float) -> bool:
+        if not self._pending_since:
+            return False
+        if now - self._pending_since >= self.options.commit_interval:
+            return True
+        changed = sum(len(rows) for tables in self.pending.writes.values() for rows in tables.values())
+        return changed >= self.options.commit_keys
+
+    def _offsets_to_commit(self) -> dict[TP, int]:
+        return {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
+
+    def checkpoint(self) -> None:
+        """Complete the pending checkpoint: everything processed so far becomes durable."""
+        self._send_outputs()
+        checkpoint = self.pending
+        offsets = self._offsets_to_commit()
         for (topic, partition), offset in offsets.items():
             checkpoint.processed(topic, partition, offset)
-        if not checkpoint:
-            return
-        stores = {p: self.partitions.store(p) for p in checkpoint.writes}
-        if complete(checkpoint, self.transport, stores, self.settings.changelog_topic):
-            self.committed.update(offsets)
-        self.sink.published(self.publish)
+        if checkpoint:
+            stores = {p: self.partitions.store(p) for p in checkpoint.writes}
+            if complete(checkpoint, self.transport, stores, self.settings.changelog_topic):
+                self.committed.update(offsets)
+        # Only now, with the local stores written, may reads stop looking at the pending changes.
+        self.pending = Checkpoint()
+        self._pending_since = 0.0
+
+    def read(self, partition: int, table: str, key: bytes) -> bytes | None:
+        """A value as of the last round: its pending change, else the local store's (None: absent
+        or the partition is not owned here). Safe from another thread: a completed checkpoint's
+        writes are in the store before `pending` is replaced."""
+        task = self.partitions.tasks.get(partition)
+        if task is None:
+            return None
+        raw = self.pending.writes.get(partition, {}).get(table, {}).get(key, _MISSING)
+        return task.store.get(table, key) if raw is _MISSING else raw  # type: ignore[return-value]
+
+    def load_state(self, partition: int, user_id: str) -> UserState | None:
+        raw = self.read(partition, STATE_TABLE, user_id.encode())
+        return None if raw is None else decode_state(raw)
 
     def _admit(self, checkpoint: Checkpoint, record: InputRecord, handed_at: int) -> None:
         """Decode and validate; bad input goes to dead-letters at once and never waits in order."""
@@ -227,8 +290,7 @@ class ProcessingLoop:
             checkpoint.put(partitions[user], STATE_TABLE, user.encode(), encode_state(state))
 
     def _load(self, partition: int, user_id: str) -> UserState | None:
-        task = self.partitions.tasks.get(partition)
-        return task.load_state(user_id) if task is not None else None
+        return self.load_state(partition, user_id)
 
     def partition_for(self, user_id: str) -> int:
         """The partition producers put a user on (Kafka's default murmur2 partitioner)."""
@@ -255,12 +317,10 @@ class ProcessingLoop:
         if due is None or due > now - self.processor.config.allowed_lateness_ms:
             return
         outputs, states = self.processor.advance(
-            partition, now, lambda user: task.load_state(user), self.partitions.timers
+            partition, now, lambda user: self._load(partition, user), self.partitions.timers
         )
-        checkpoint = Checkpoint()
-        self.sink.add(checkpoint, outputs)
-        self._store(checkpoint, states, {u: partition for u in states})
-        self._complete(checkpoint)
+        self.sink.add(self.pending, outputs)
+        self._store(self.pending, states, {u: partition for u in states})
 
     def _catalog_changes(self) -> None:
         """Price-drop and back-in-stock triggers for this worker's users who saw a changed item."""
@@ -273,10 +333,8 @@ class ProcessingLoop:
             outputs, states = self.processor.on_catalog(
                 item, users, lambda user: self._load(self.partition_for(user), user)
             )
-            checkpoint = Checkpoint()
-            self.sink.add(checkpoint, outputs)
-            self._store(checkpoint, states, {u: self.partition_for(u) for u in states})
-            self._complete(checkpoint)
+            self.sink.add(self.pending, outputs)
+            self._store(self.pending, states, {u: self.partition_for(u) for u in states})
 
     # -- rebalance (inside the poll) ------------------------------------------------------------------------
 
@@ -289,6 +347,8 @@ class ProcessingLoop:
             self.restoring = False
 
     def _revoked(self, numbers: set[int]) -> None:
+        """Before the partitions go: what was processed of them becomes durable and committed."""
+        self.checkpoint()
         for partition in numbers:
             self.partitions.revoke(partition)
         self.committed = {tp: o for tp, o in self.committed.items() if tp[1] not in numbers}

@@ -1,7 +1,7 @@
 """The output sink: the core's outputs and dead letters as records of a checkpoint, counted.
 
 Recommendations also become the user's latest one (served by the HTTP API), and everything but demand
-windows goes to the user's live feed once its checkpoint is durable.
+windows goes to the user's live feed once it is produced.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class OutputSink:
     settings: Settings
     metrics: WorkerMetrics
     counts: OutputCounts = field(default_factory=OutputCounts)
-    # Feed messages of the checkpoint being built: published once it is durable.
+    # Feed messages of outputs not produced yet: published once they are.
     pending_feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, checkpoint: Checkpoint, outputs: list[Output], started: float | None = None) -> None:
@@ -105,7 +105,7 @@ class OutputSink:
         checkpoint.send(Record(self.settings.topic("dead-letters"), value["key"], encode_value(value)))
 
     def published(self, publish: Publish) -> None:
-        """The checkpoint is durable: its feed messages go out."""
+        """The outputs added so far are produced: their feed messages go out."""
         feed, self.pending_feed = self.pending_feed, []
         for user_id, message in feed:
             publish(user_id, message)

@@ -98,10 +98,12 @@ class SharedMemoryOptions(RocksDBOptions):
         return db
 
 
-def scan_prefix(db: rocksdict.Rdict, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """Every key that starts with `prefix`, with its value, in key order."""
+def scan_prefix(
+    db: rocksdict.Rdict, prefix: bytes, start: bytes | None = None
+) -> Iterator[tuple[bytes, bytes]]:
+    """Every key that starts with `prefix` (and is not before `start`), with its value, in key order."""
     it = db.iter()
-    it.seek(prefix)
+    it.seek(prefix if start is None else max(prefix, start))
     while it.valid():
         key = it.key()
         if not key.startswith(prefix):

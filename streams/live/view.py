@@ -88,12 +88,10 @@ class WorkerView:
         return self.partition_for(user_id) in self.loop.partitions.tasks
 
     def state(self, user_id: str) -> UserState | None:
-        task = self.loop.partitions.tasks.get(self.partition_for(user_id))
-        return None if task is None else task.load_state(user_id)
+        return self.loop.load_state(self.partition_for(user_id), user_id)
 
     def latest(self, user_id: str) -> dict[str, Any] | None:
-        task = self.loop.partitions.tasks.get(self.partition_for(user_id))
-        raw = None if task is None else task.store.get(LATEST_TABLE, user_id.encode())
+        raw = self.loop.read(self.partition_for(user_id), LATEST_TABLE, user_id.encode())
         return None if raw is None else msgpack.unpackb(raw, raw=False)
 
     def event_time(self, user_id: str) -> int:

@@ -87,7 +87,7 @@ def test_the_feed_goes_out_only_once_published_and_never_with_demand(sink: Outpu
     published: list[tuple[str, dict[str, Any]]] = []
     checkpoint = Checkpoint()
     sink.add(checkpoint, [RECOMMENDATION, WINDOW, SEGMENT, TRIGGER], started=time.perf_counter())
-    assert published == []  # adding is not publishing: the checkpoint is not durable yet
+    assert published == []  # adding is not publishing: nothing is produced yet
 
     sink.published(lambda user_id, message: published.append((user_id, message)))
     assert [(user, message["topic"]) for user, message in published] == [
