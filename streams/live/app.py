@@ -38,7 +38,7 @@ from streams.live.partition_store import PartitionStore
 from streams.live.partitions import TABLES, OwnedPartitions
 from streams.live.restore import restore_partition
 from streams.live.rocks import MIB, RocksMemory
-from streams.live.transport import LibrdkafkaTransport, producer_config
+from streams.live.transport import LibrdkafkaTransport, commit_answered, producer_config
 from streams.live.view import LiveFeed, WorkerView
 from streams.live.watermarks import HighWatermarks
 
@@ -112,7 +112,12 @@ class Worker:
         )
         self.admin = AdminClient(client)
         self.consumer = Consumer(
-            consumer_config(client, settings.app_id, settings.canonical_url(), session_timeout_ms=10_000)
+            {
+                **consumer_config(
+                    client, settings.app_id, settings.canonical_url(), session_timeout_ms=10_000
+                ),
+                "on_commit": commit_answered,  # interval checkpoints do not wait for their commits
+            }
         )
         producer = Producer(producer_config(client, settings.producer_linger_ms))
         self.feed = LiveFeed()

@@ -7,6 +7,8 @@ quixstreams use.
    events the round held) is produced and acknowledged.
 3. The input offsets are committed. A failed commit is not fatal: the events after the last
    committed offset are delivered again and change nothing (the offset watermark in each state).
+   Hence a checkpoint need not wait for the commit's answer (`wait_commit=False`); only one whose
+   partitions are about to move away must.
 4. Each partition's local database gets its writes and the changelog offsets they reach in one
    write batch, so the local copy never runs ahead of the changelog.
 """
@@ -46,8 +48,9 @@ class Transport(Protocol):
         topic-partition since the previous flush. Raises DeliveryFailed."""
         ...
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
-        """Commit the next input offset to read per topic-partition; False: not committed."""
+    def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> bool:
+        """Commit the next input offset to read per topic-partition; False: not committed.
+        `wait=False`: only sent (True), a failure is logged when it comes back."""
         ...
 
 
@@ -77,8 +80,10 @@ def complete(
     transport: Transport,
     stores: Mapping[int, PartitionStore],
     changelog_topic: Callable[[str], str],
+    wait_commit: bool = True,
 ) -> bool:
-    """Make `checkpoint` durable (see the module's steps); True if its input offsets were committed."""
+    """Make `checkpoint` durable (see the module's steps); True if its input offsets were committed
+    (or, with `wait_commit=False`, sent to be)."""
     for record in checkpoint.outputs:
         transport.produce(record)
     transport.flush()
@@ -88,7 +93,7 @@ def complete(
             for key, value in rows.items():
                 transport.produce(Record(topic, key, value, partition))
     acked = transport.flush()
-    committed = not checkpoint.offsets or transport.commit(checkpoint.offsets)
+    committed = not checkpoint.offsets or transport.commit(checkpoint.offsets, wait=wait_commit)
     if not committed:
         log.warning("input offsets not committed: the events after them will be delivered again")
     for partition, tables in checkpoint.writes.items():

@@ -16,15 +16,14 @@ RocksDB's byte order is Python's `(due, user, kind)` order and pops come out exa
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import rocksdict
 
-from streams.core.state import UserState
 from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
 
-_TIMER, _LATEST, _WATCHED_BY, _WATCHES = b"T", b"L", b"W", b"U"
+_TIMER, _LATEST, _WATCHED_BY = b"T", b"L", b"W"
 _END = b"\x00\x01"
 _DUE_OFFSET = 1 << 63  # dues as unsigned: negative ones still sort first
 
@@ -61,7 +60,7 @@ def _after(prefix: bytes) -> bytes:
 
 
 class _Batches:
-    """Puts gathered in RocksDB write batches of a bounded size."""
+    """Puts and deletes gathered in RocksDB write batches of a bounded size."""
 
     SIZE = 20_000
 
@@ -75,7 +74,19 @@ class _Batches:
 
     def put(self, key: bytes, value: bytes) -> None:
         self._batch.put(key, value)
-        self._count += 1
+        self.counted(1)
+
+    def delete(self, key: bytes) -> None:
+        self._batch.delete(key)
+        self.counted(1)
+
+    @property
+    def batch(self) -> rocksdict.WriteBatch:
+        """For a caller's own puts and deletes, each followed by `counted` (fewer calls per entry)."""
+        return self._batch
+
+    def counted(self, entries: int) -> None:
+        self._count += entries
         if self._count >= self.SIZE:
             self._flush()
 
@@ -87,6 +98,14 @@ class _Batches:
 
     def __exit__(self, *_: object) -> None:
         self._flush()
+
+
+class _ItemKeys(dict[str, bytes]):
+    """Per item id, the prefix of its watch entries: a catalogue's ids recur across its users."""
+
+    def __missing__(self, item_id: str) -> bytes:
+        key = self[item_id] = _WATCHED_BY + _text(item_id)
+        return key
 
 
 class LocalIndexDB:
@@ -214,35 +233,44 @@ class RocksTimerIndex:
 
 class RocksWatchIndex:
     """Which of this worker's users watch an item (they saw it: price-drop and back-in-stock
-    triggers). It follows each user's capped watch list exactly, forgetting items no longer
-    watched, so it holds at most users x 20 entries whatever item ids the traffic names."""
+    triggers). One entry per (item, user), kept exactly as each user's capped watch list: every
+    change of a state says what the user watched before it (the state it was made from) and after,
+    so the index forgets items no longer watched and holds at most users x 20 entries whatever item
+    ids the traffic names."""
 
     def __init__(self, db: LocalIndexDB) -> None:
         self._db = db.db
         self._local = db
 
-    def note(self, state: UserState) -> None:
-        """Make the index agree with this (new or stored) state's watch list."""
-        user = _text(state.user_id)
-        mine = _WATCHES + user
-        before = {_texts(key[len(mine) :])[0] for key in self._local.keys_from(mine)}
-        now = set(state.watch)
-        for item in before - now:
-            self._db.delete(mine + _text(item))
+    def note(self, user_id: str, before: Collection[str], now: Collection[str]) -> None:
+        """A user's watch list changed from `before` (what the index holds of the user) to `now`."""
+        user = _text(user_id)
+        for item in set(before).difference(now):
             self._db.delete(_WATCHED_BY + _text(item) + user)
-        for item in now - before:
-            self._db.put(mine + _text(item), b"")
+        for item in set(now).difference(before):
             self._db.put(_WATCHED_BY + _text(item) + user, b"")
 
-    def add_unindexed(self, states: Iterable[UserState]) -> None:
-        """`note` for users the index holds nothing of yet (a partition this worker never owned
-        before), in batches and without `note`'s scan of what each user watched before."""
-        with _Batches(self._db) as batch:
-            for state in states:
-                user = _text(state.user_id)
-                for item in state.watch:
-                    batch.put(_WATCHES + user + _text(item), b"")
-                    batch.put(_WATCHED_BY + _text(item) + user, b"")
+    def add_unindexed(self, watches: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """(user id, watched items) of users the index holds nothing of yet, in batches."""
+        keys = _ItemKeys()
+        with _Batches(self._db) as batches:
+            for user_id, items in watches:
+                user = _text(user_id)
+                batch = batches.batch
+                for item in items:
+                    batch.put(keys[item] + user, b"")
+                batches.counted(len(items))
+
+    def forget(self, watches: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Remove (user id, watched items) the index holds, in batches."""
+        keys = _ItemKeys()
+        with _Batches(self._db) as batches:
+            for user_id, items in watches:
+                user = _text(user_id)
+                batch = batches.batch
+                for item in items:
+                    batch.delete(keys[item] + user)
+                batches.counted(len(items))
 
     def users(self, item_id: str) -> set[str]:
         prefix = _WATCHED_BY + _text(item_id)

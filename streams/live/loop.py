@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ class ProcessingLoop:
             self.delivery.subscribe(self._assigned, self._revoked)
             while not self._stop.is_set():
                 self.run_round()
-            self.checkpoint()
+            self.checkpoint(wait_commit=True)
         except Exception:
             # Kafka or the disk failed under a checkpoint: what is not committed is delivered again
             # to whoever owns the partition next, so ending the process loses nothing.
@@ -183,8 +183,9 @@ class ProcessingLoop:
     def _offsets_to_commit(self) -> dict[TP, int]:
         return {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
 
-    def checkpoint(self) -> None:
-        """Complete the pending checkpoint: everything processed so far becomes durable."""
+    def checkpoint(self, wait_commit: bool = False) -> None:
+        """Complete the pending checkpoint: everything processed so far becomes durable.
+        `wait_commit`: also wait for the offset commit's answer (before partitions move away)."""
         self._send_outputs()
         checkpoint = self.pending
         offsets = self._offsets_to_commit()
@@ -192,7 +193,7 @@ class ProcessingLoop:
             checkpoint.processed(topic, partition, offset)
         if checkpoint:
             stores = {p: self.partitions.store(p) for p in checkpoint.writes}
-            if complete(checkpoint, self.transport, stores, self.settings.changelog_topic):
+            if complete(checkpoint, self.transport, stores, self.settings.changelog_topic, wait_commit):
                 self.committed.update(offsets)
         # Only now, with the local stores written, may reads stop looking at the pending changes.
         self.pending = Checkpoint()
@@ -240,13 +241,7 @@ class ProcessingLoop:
         started = time.perf_counter()
         batch: list[Incoming] = [incoming for _, incoming in entries]
         partition_of = {i.event.user_id: i.partition for i in batch}
-        watched: dict[str, set[str]] = {}  # items each loaded user watched: the index agrees with them
-
-        def load(user_id: str) -> UserState | None:
-            state = self._load(partition_of.get(user_id, self.partition_for(user_id)), user_id)
-            watched[user_id] = set(state.watch) if state is not None else set()
-            return state
-
+        load, watched = self._watch_tracking_loader(lambda u: partition_of.get(u, self.partition_for(u)))
         states = self.partitions.states()
         try:
             result = self.processor.process_batch(batch, load, states, self.partitions.timers)
@@ -280,17 +275,34 @@ class ProcessingLoop:
         checkpoint: Checkpoint,
         states: Mapping[str, UserState],
         partitions: Mapping[str, int],
-        watched: Mapping[str, set[str]] | None = None,
+        watched: Mapping[str, set[str]],
     ) -> None:
-        """`watched`: the items each user watched when loaded, if known; the watch index is
-        rewritten only for users whose list changed (its update scans the index)."""
+        """`watched`: the items each user watched in the state the new one was made from, which
+        is what the watch index holds of them."""
         for user, state in states.items():
-            if watched is None or state.watch.keys() != watched.get(user):
-                self.watchers.note(state)
+            before = watched.get(user)
+            if before is None:  # not loaded through the tracking loader: read what it was made from
+                stored = self._load(partitions[user], user)
+                before = set(stored.watch) if stored is not None else set()
+            if state.watch.keys() != before:
+                self.watchers.note(user, before, state.watch.keys())
             checkpoint.put(partitions[user], STATE_TABLE, user.encode(), encode_state(state))
 
     def _load(self, partition: int, user_id: str) -> UserState | None:
         return self.load_state(partition, user_id)
+
+    def _watch_tracking_loader(
+        self, partition_of: Callable[[str], int]
+    ) -> tuple[Callable[[str], UserState | None], dict[str, set[str]]]:
+        """A state loader for the core, and what each state it loaded watched (for `_store`)."""
+        watched: dict[str, set[str]] = {}
+
+        def load(user_id: str) -> UserState | None:
+            state = self._load(partition_of(user_id), user_id)
+            watched[user_id] = set(state.watch) if state is not None else set()
+            return state
+
+        return load, watched
 
     def partition_for(self, user_id: str) -> int:
         """The partition producers put a user on (Kafka's default murmur2 partitioner)."""
@@ -316,11 +328,10 @@ class ProcessingLoop:
         due = self.partitions.timers.next_due(partition)
         if due is None or due > now - self.processor.config.allowed_lateness_ms:
             return
-        outputs, states = self.processor.advance(
-            partition, now, lambda user: self._load(partition, user), self.partitions.timers
-        )
+        load, watched = self._watch_tracking_loader(lambda _: partition)
+        outputs, states = self.processor.advance(partition, now, load, self.partitions.timers)
         self.sink.add(self.pending, outputs)
-        self._store(self.pending, states, {u: partition for u in states})
+        self._store(self.pending, states, {u: partition for u in states}, watched)
 
     def _catalog_changes(self) -> None:
         """Price-drop and back-in-stock triggers for this worker's users who saw a changed item."""
@@ -330,11 +341,10 @@ class ProcessingLoop:
                 continue
             owned = self.partitions.tasks
             users = [u for u in self.watchers.users(item.item_id) if self.partition_for(u) in owned]
-            outputs, states = self.processor.on_catalog(
-                item, users, lambda user: self._load(self.partition_for(user), user)
-            )
+            load, watched = self._watch_tracking_loader(self.partition_for)
+            outputs, states = self.processor.on_catalog(item, users, load)
             self.sink.add(self.pending, outputs)
-            self._store(self.pending, states, {u: self.partition_for(u) for u in states})
+            self._store(self.pending, states, {u: self.partition_for(u) for u in states}, watched)
 
     # -- rebalance (inside the poll) ------------------------------------------------------------------------
 
@@ -348,7 +358,7 @@ class ProcessingLoop:
 
     def _revoked(self, numbers: set[int]) -> None:
         """Before the partitions go: what was processed of them becomes durable and committed."""
-        self.checkpoint()
+        self.checkpoint(wait_commit=True)
         for partition in numbers:
             self.partitions.revoke(partition)
         self.committed = {tp: o for tp, o in self.committed.items() if tp[1] not in numbers}

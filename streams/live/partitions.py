@@ -1,5 +1,5 @@
 """The input partitions a worker owns: per partition number, its local store (users' states, the
-partition state, latest recommendations), restored from the changelogs when assigned, and the
+partition state), restored from the changelogs when assigned, and the
 worker's derived indexes (due timers, item watchers) rebuilt from it.
 
 Only the processing loop's thread writes here. HTTP views read the stores from the web thread
@@ -17,17 +17,17 @@ from pathlib import Path
 
 import msgpack
 
-from streams.config import LATEST_TABLE, PARTITION_TABLE, STATE_TABLE
+from streams.config import PARTITION_TABLE, STATE_TABLE
 from streams.core.processor import PartitionState, Processor
 from streams.core.state import UserState
 from streams.live.local_index import RocksTimerIndex, RocksWatchIndex
 from streams.live.partition_store import PartitionStore
 from streams.live.rocks import RocksMemory
-from streams.live.tables import decode_state
+from streams.live.tables import decode_indexed, decode_state
 
 log = logging.getLogger(__name__)
 
-TABLES = (STATE_TABLE, PARTITION_TABLE, LATEST_TABLE)
+TABLES = (STATE_TABLE, PARTITION_TABLE)
 # Restores a partition's store from its changelogs; returns the changelog records applied.
 Restore = Callable[[PartitionStore, int], int]
 
@@ -81,6 +81,10 @@ class OwnedPartitions:
     def assign(self, partition: int, restore: Restore) -> PartitionTask:
         started = time.monotonic()
         store = self.store(partition)
+        if partition in self._indexed:
+            # The watch index still holds its users as they were when it was last owned here,
+            # which is what the store holds until the restore below brings it up to date.
+            self.watchers.forget((user, watched) for user, _, watched in _indexed_fields(store))
         records = restore(store, partition)
         raw = store.get(PARTITION_TABLE, partition_key(partition))
         state = (
@@ -104,22 +108,17 @@ class OwnedPartitions:
         self.timers.drop_partition(partition)
 
     def _index(self, partition: int, store: PartitionStore) -> int:
-        """Rebuild the partition's due-timer index from its states, and the watch index for its
-        users if this worker never owned the partition before."""
-        fresh = partition not in self._indexed
+        """Rebuild the partition's due-timer and watch index entries from its stored states."""
         self._indexed.add(partition)
+        timers: list[tuple[int, str, str]] = []
 
-        def states() -> Iterator[UserState]:  # one at a time: a partition may hold a million
-            for _, raw in store.items(STATE_TABLE):
-                state = decode_state(raw)
-                if fresh:
-                    self.watchers.add_unindexed((state,))
-                else:
-                    self.watchers.note(state)
-                yield state
+        def watches() -> Iterator[tuple[str, list[str]]]:  # one at a time: a million users
+            for user, due, watched in _indexed_fields(store):
+                timers.extend((at, user, kind) for kind, at in due.items())
+                yield user, watched
 
-        entries = ((due, s.user_id, kind) for s in states() for kind, due in s.timers.items())
-        return self.timers.rebuild_partition(partition, entries)
+        self.watchers.add_unindexed(watches())
+        return self.timers.rebuild_partition(partition, timers)
 
     def states(self) -> dict[int, PartitionState]:
         """The owned partitions' states, as the core's `process_batch` takes them (a new dict whose
@@ -131,3 +130,7 @@ class OwnedPartitions:
             store.close()
         self.stores.clear()
         self.tasks.clear()
+
+
+def _indexed_fields(store: PartitionStore) -> Iterator[tuple[str, dict[str, int], list[str]]]:
+    return (decode_indexed(raw) for _, raw in store.items(STATE_TABLE))

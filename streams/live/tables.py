@@ -3,7 +3,10 @@ changelog topic `Settings.changelog_topic(STATE_TABLE)`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
+import msgspec
 
 from streams.codec import encode_value
 from streams.core.state import UserState
@@ -15,3 +18,23 @@ def encode_state(state: UserState) -> bytes:
 
 def decode_state(raw: bytes) -> UserState:
     return UserState.from_wire(msgpack.unpackb(raw, raw=False))
+
+
+class _IndexedFields(msgspec.Struct):
+    """The fields of `UserState.to_wire` the worker's derived indexes need: the decoder skips the
+    rest (the recent events, the cart, the profile) without building them, a tenth of the cost of a
+    whole state, which is what rebuilding a million users' indexes spends most on."""
+
+    u: str
+    e: list[Any] | None = None  # [consent, timers, fired, watch, replayed]; absent in older states
+
+
+_indexed_decoder = msgspec.msgpack.Decoder(_IndexedFields)
+
+
+def decode_indexed(raw: bytes) -> tuple[str, dict[str, int], list[str]]:
+    """(user id, timers: trigger kind -> due event time, watched item ids) of an encoded state."""
+    fields = _indexed_decoder.decode(raw)
+    if not fields.e:
+        return fields.u, {}, []
+    return fields.u, fields.e[1], list(fields.e[3])

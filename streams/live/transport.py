@@ -30,6 +30,14 @@ def producer_config(client: Mapping[str, Any], linger_ms: float) -> dict[str, An
     }
 
 
+def commit_answered(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """The consumer's `on_commit`: an asynchronous commit that failed is only logged (the events
+    after the last committed offset are delivered again and change nothing)."""
+    failed = [p for p in partitions if p.error is not None]
+    if error is not None or failed:
+        log.warning("offset commit failed: %s", error or failed[0].error)
+
+
 class LibrdkafkaTransport:
     def __init__(self, producer: Producer, consumer: Consumer | None = None) -> None:
         self.producer = producer
@@ -71,7 +79,7 @@ class LibrdkafkaTransport:
         acked, self._acked = self._acked, {}
         return acked
 
-    def commit(self, offsets: Mapping[TP, int]) -> bool:
+    def commit(self, offsets: Mapping[TP, int], wait: bool = True) -> bool:
         if self.consumer is None:
             return False
         try:
@@ -79,7 +87,7 @@ class LibrdkafkaTransport:
                 offsets=[
                     TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
                 ],
-                asynchronous=False,
+                asynchronous=not wait,
             )
         except KafkaException as exc:
             log.warning("offset commit failed: %s", exc)

@@ -37,7 +37,7 @@ class RecordingTransport:
         acked, self.unflushed = self.unflushed, {}
         return acked
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+    def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> bool:
         self.calls.append(("commit", dict(offsets)))
         return self.commit_ok
 

@@ -96,13 +96,15 @@ def test_watchers_follow_each_users_capped_watch_list(local: LocalIndexDB) -> No
     states = [UserState(user) for user in ODD_IDS[:3]]
     for ts in range(3_000):  # every event names an item nobody saw before
         state = states[ts % 3]
+        before = set(state.watch)
         watch_item(state, f"item-{ts}\x00", 1.0, True, ts)
-        index.note(state)
+        index.note(state.user_id, before, state.watch.keys())
     assert len(index) == 3 * WATCHED_ITEMS
     assert index.users("item-2999\x00") == {ODD_IDS[2]} and "item-0\x00" not in index
     assert "item-2999" not in index  # a prefix of a watched id is not watched
+    before = set(states[2].watch)
     states[2].watch.clear()
-    index.note(states[2])
+    index.note(states[2].user_id, before, ())
     assert "item-2999\x00" not in index and len(index) == 2 * WATCHED_ITEMS
 
 
@@ -135,7 +137,7 @@ def test_a_partition_rebuilt_in_batches_answers_as_one_built_by_adds(tmp_path: P
     assert rebuilt.pop_due(4, 10**9) == [(7, "other partition", "cart")]
 
 
-def test_users_added_unindexed_are_watched_as_if_noted(tmp_path: Path) -> None:
+def test_users_added_unindexed_are_watched_as_if_noted_and_forgotten_entirely(tmp_path: Path) -> None:
     memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
     noted = RocksWatchIndex(LocalIndexDB(tmp_path / "noted", memory))
     added = RocksWatchIndex(LocalIndexDB(tmp_path / "added", memory))
@@ -143,12 +145,16 @@ def test_users_added_unindexed_are_watched_as_if_noted(tmp_path: Path) -> None:
     for ts in range(400):
         watch_item(states[ts % len(states)], f"item-{ts % 37}\x00", 1.0, True, ts)
     for state in states:
-        noted.note(state)
-    added.add_unindexed(states)
+        noted.note(state.user_id, (), state.watch.keys())
+    added.add_unindexed((s.user_id, s.watch.keys()) for s in states[:-1])
+    added.add_unindexed([(states[-1].user_id, states[-1].watch.keys())])
     assert len(added) == len(noted) > 0
     for item in (f"item-{n}\x00" for n in range(37)):
         assert added.users(item) == noted.users(item)
+    before = set(states[0].watch)
     states[0].watch.clear()  # and it follows later changes the same way
     for index in (noted, added):
-        index.note(states[0])
+        index.note(states[0].user_id, before, ())
     assert len(added) == len(noted) and added.users("item-0\x00") == noted.users("item-0\x00")
+    added.forget((s.user_id, s.watch.keys()) for s in states)
+    assert len(added) == 0 and "item-1\x00" not in added
