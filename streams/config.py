@@ -28,8 +28,8 @@ LOGICAL_TOPICS = (
 INPUT_TOPICS = ("clicks", "orders")
 COMPACTED_TOPICS = frozenset({"catalog"})
 # The worker's Faust tables; each is backed by a compacted changelog topic named after the app id.
-STATE_TABLE, PARTITION_TABLE, LATEST_TABLE = "user_state", "partition_state", "latest_recommendation"
-TABLES = (STATE_TABLE, PARTITION_TABLE, LATEST_TABLE)
+STATE_TABLE, PARTITION_TABLE = "user_state", "partition_state"
+TABLES = (STATE_TABLE, PARTITION_TABLE)
 
 
 @dataclass(frozen=True)

@@ -340,22 +340,21 @@ class Processor:
             ranked = finalize(step.fallback or [], facts, self.catalog, self.config, "trending")
             intent = 0.0
         version = self.recommender.version
-        rec = {
-            "schema_version": SCHEMA_VERSION,
-            "rec_id": stable_id("r", event.event_id, version),
-            "user_id": event.user_id,
-            "cause_event_id": event.event_id,
-            "items": [{"item_id": i, "score": s, "rank": r} for r, (i, s) in enumerate(ranked.items, 1)],
-            "purchase_intent": intent,
-            "model_version": version,
-            "ts": event.ts,
-            "latency_ms": 0.0,
-            "provenance": ranked.provenance,
-        }
-        outputs = [Output(RECOMMENDATIONS, event.user_id, rec)]
+        compact = [
+            stable_id("r", event.event_id, version),
+            event.event_id,
+            event.ts,
+            version,
+            intent,
+            ranked.provenance,
+            [[i, s] for i, s in ranked.items],
+        ]
+        outputs = [Output(RECOMMENDATIONS, event.user_id, recommendation_value(event.user_id, compact))]
         top = [i for i, _ in ranked.items]
         candidate = triggers.high_intent_candidate(facts, event, intent, top, self.config)
         owner = ledger[event.user_id]
+        if owner is not None:  # the batch's events come in order: the last one's stays
+            owner.recommendation = compact
         if candidate is not None and owner is not None:
             value = triggers.admit(facts, owner, candidate, self.config)
             if value is not None:
@@ -403,6 +402,24 @@ class Processor:
                 timers.add(partition, following, user, segments.TIMER)
         values = self.segments.update(facts, owner, None, due, f"{segments.TIMER}@{due}")
         return [Output(AUDIENCE_SEGMENTS, user, v) for v in values]
+
+
+def recommendation_value(user_id: str, compact: list[Any]) -> dict[str, Any]:
+    """A recommendation event (`schemas/recommendation.v1.json`) from its compact form, as the user
+    state keeps the latest one. `latency_ms` is 0: the live path sets it on the message it sends."""
+    rec_id, cause_event_id, ts, version, intent, provenance, items = compact
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "rec_id": rec_id,
+        "user_id": user_id,
+        "cause_event_id": cause_event_id,
+        "items": [{"item_id": i, "score": s, "rank": r} for r, (i, s) in enumerate(items, 1)],
+        "purchase_intent": intent,
+        "model_version": version,
+        "ts": ts,
+        "latency_ms": 0.0,
+        "provenance": provenance,
+    }
 
 
 def _as_of(

@@ -108,6 +108,8 @@ class UserState:
     # audience segments: written after the model (like `fired`), not by the event itself
     intent: float | None = None  # purchase intent of the latest recommendation
     segments: list[str] = field(default_factory=list)  # ids of the segments the shopper is in, sorted
+    # the latest recommendation, compact (streams.core.processor.recommendation_value reads it)
+    recommendation: list[Any] | None = None
 
     def copy(self) -> UserState:
         return UserState(
@@ -132,6 +134,7 @@ class UserState:
             profile=self.profile.copy(),
             intent=self.intent,
             segments=list(self.segments),
+            recommendation=self.recommendation,  # never mutated: replaced whole
         )
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
@@ -164,6 +167,7 @@ class UserState:
             "e": [self.consent, self.timers, self.fired, self.watch, self.replayed],
             "f": self.profile.to_wire(),
             "g": [self.intent, self.segments],
+            "l": self.recommendation,
         }
 
     @classmethod
@@ -190,6 +194,7 @@ class UserState:
             profile=Profile.from_wire(raw.get("f")),
             intent=intent,
             segments=segments,
+            recommendation=raw.get("l"),  # states written before it have none
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +241,7 @@ class UserState:
             },
             "intent": self.intent,
             "segments": list(self.segments),
+            "recommendation": None if self.recommendation is None else self.recommendation[0],  # rec_id
         }
 
 

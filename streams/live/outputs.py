@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.codec import encode_value
-from streams.config import LATEST_TABLE, Settings
+from streams.config import Settings
 from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Output
 from streams.core.segments import AUDIENCE_SEGMENTS
@@ -74,8 +74,6 @@ class OutputSink:
             encoded = encode_value(value)
             key = output.key.encode()
             checkpoint.send(Record(self.settings.topic(output.topic), key, encoded, output.partition))
-            if output.topic == RECOMMENDATIONS:
-                checkpoint.put(self.partition_for(output.key), LATEST_TABLE, key, encoded)
             if output.topic != DEMAND:  # the live feed is per shopper
                 self.pending_feed.append((output.key, {"topic": output.topic, "value": value}))
 

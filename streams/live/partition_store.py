@@ -1,7 +1,7 @@
 """One input partition's tables in one local RocksDB, written a checkpoint at a time.
 
-A partition task keeps its users' states, its partition state and its users' latest
-recommendations here, each table under its own one-byte key prefix, beside the changelog offset
+A partition task keeps its users' states (each with its latest recommendation) and its partition
+state here, each table under its own one-byte key prefix, beside the changelog offset
 each table's local copy has reached. A checkpoint's writes and those offsets go in one RocksDB
 write batch, so after a crash the database holds exactly the changelog up to the stored offsets,
 never part of a checkpoint: recovery reads each changelog from its stored offset on.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import rocksdict
 
-from streams.config import LATEST_TABLE, PARTITION_TABLE, STATE_TABLE
+from streams.config import PARTITION_TABLE, STATE_TABLE
 from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
 
-TABLE_PREFIX = {STATE_TABLE: b"s", PARTITION_TABLE: b"p", LATEST_TABLE: b"l"}
+TABLE_PREFIX = {STATE_TABLE: b"s", PARTITION_TABLE: b"p"}
 _OFFSET = b"\x00o"  # + table name: the changelog offset of the last record applied locally
 
 # A checkpoint's writes per table: key -> value (None: delete).

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-
-from streams.config import LATEST_TABLE, Settings
+from streams.config import Settings
 from streams.core.config import RulesConfig
+from streams.core.processor import recommendation_value
 from streams.core.state import UserState
 from streams.live.catalog import CatalogFollower
 from streams.live.liveness import StallDetector
@@ -91,8 +90,11 @@ class WorkerView:
         return self.loop.load_state(self.partition_for(user_id), user_id)
 
     def latest(self, user_id: str) -> dict[str, Any] | None:
-        raw = self.loop.read(self.partition_for(user_id), LATEST_TABLE, user_id.encode())
-        return None if raw is None else msgpack.unpackb(raw, raw=False)
+        """The user's latest recommendation, as the user state keeps it."""
+        state = self.state(user_id)
+        if state is None or state.recommendation is None:
+            return None
+        return recommendation_value(user_id, state.recommendation)
 
     def event_time(self, user_id: str) -> int:
         """The user's partition's event time (its watermark): "now" for the profile and context."""

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import random
 
+import msgpack
+
+from streams.codec import encode_value
 from streams.core.catalog import CatalogItem
 from streams.core.config import MINUTE, RulesConfig
 from streams.core.events import Click, Order, OrderLine, Position
-from streams.core.processor import Incoming, Output, PartitionState, Processor
+from streams.core.processor import Incoming, Output, PartitionState, Processor, recommendation_value
 from streams.core.state import UserState
 from streams.core.timers import TimerIndex
 from tests.core.fakes import FakeRecommender
@@ -89,6 +92,17 @@ def test_one_recommendation_per_event_without_purchased_or_carted_items() -> Non
     assert [i["rank"] for i in recs[-1]["items"]] == list(range(1, 11))
     assert recs[-1]["provenance"]["removed"] == {}
     assert len({r["rec_id"] for r in recs}) == 4
+
+
+def test_the_state_keeps_the_latest_recommendation_as_it_was_sent() -> None:
+    driver = Driver(processor(), batch_size=3)
+    recs = recs_of(driver.run([click(n, "u", T0 + n, item=f"sku-{n}") for n in range(1, 6)]))
+    state = driver.states["u"]
+    assert state.recommendation is not None
+    assert recommendation_value("u", state.recommendation) == recs[-1]
+    stored = UserState.from_wire(msgpack.unpackb(encode_value(state.to_wire()), raw=False))
+    assert recommendation_value("u", stored.recommendation) == recs[-1]  # type: ignore[arg-type]
+    assert state.to_dict()["recommendation"] == recs[-1]["rec_id"]
 
 
 def test_out_of_stock_items_are_removed_with_provenance() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from streams.config import LATEST_TABLE, Settings
+from streams.config import Settings
 from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Output
 from streams.core.segments import AUDIENCE_SEGMENTS
@@ -60,17 +60,13 @@ def test_outputs_are_records_on_the_physical_topics(sink: OutputSink) -> None:
     assert decode(checkpoint.outputs[3].value) == WINDOW.value
 
 
-def test_a_recommendation_is_the_users_latest_on_the_users_partition(sink: OutputSink) -> None:
+def test_a_recommendation_carries_its_latency_and_writes_no_table(sink: OutputSink) -> None:
     recommendation = Output(RECOMMENDATIONS, "u4", {"items": ["sku-2"]})
-    partition = user_partition("u4")
-    assert partition != 0  # so a write to a fixed partition 0 could not pass
     checkpoint = Checkpoint()
     started = time.perf_counter() - 0.25  # the batch began 250 ms ago
     sink.add(checkpoint, [recommendation, SEGMENT], started=started)
-    assert list(checkpoint.writes) == [partition]  # only the recommendation is a write
-    written = checkpoint.writes[partition][LATEST_TABLE][b"u4"]
-    assert written == checkpoint.outputs[0].value  # the same bytes as the record sent
-    value = decode(written)
+    assert not checkpoint.writes  # the latest recommendation is in the user state
+    value = decode(checkpoint.outputs[0].value)
     assert value["items"] == ["sku-2"]
     assert 250 <= value["latency_ms"] < 250 + 60_000
     assert "latency_ms" not in recommendation.value  # the core's output is not changed in place

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import LATEST_TABLE, PARTITION_TABLE, STATE_TABLE
+from streams.config import PARTITION_TABLE, STATE_TABLE
 from streams.live.partition_store import PartitionStore, UnknownTable
 from streams.live.rocks import MIB, RocksMemory
 
@@ -18,15 +18,15 @@ def open_store(path: Path) -> PartitionStore:
 def test_tables_share_a_database_without_seeing_each_others_keys(tmp_path: Path) -> None:
     store = open_store(tmp_path / "p0")
     store.write(
-        {STATE_TABLE: {b"u1": b"state", b"u2": b"other"}, LATEST_TABLE: {b"u1": b"rec"}},
-        {STATE_TABLE: 7, LATEST_TABLE: 3},
+        {STATE_TABLE: {b"u1": b"state", b"u2": b"other"}, PARTITION_TABLE: {b"p0": b"partition"}},
+        {STATE_TABLE: 7, PARTITION_TABLE: 3},
     )
     assert store.get(STATE_TABLE, b"u1") == b"state"
-    assert store.get(LATEST_TABLE, b"u1") == b"rec"
-    assert store.get(PARTITION_TABLE, b"u1") is None
+    assert store.get(PARTITION_TABLE, b"p0") == b"partition"
+    assert store.get(PARTITION_TABLE, b"u1") is None and store.get(STATE_TABLE, b"p0") is None
     assert list(store.items(STATE_TABLE)) == [(b"u1", b"state"), (b"u2", b"other")]
-    assert list(store.items(LATEST_TABLE)) == [(b"u1", b"rec")]
-    assert store.changelog_offset(STATE_TABLE) == 7 and store.changelog_offset(PARTITION_TABLE) == -1
+    assert list(store.items(PARTITION_TABLE)) == [(b"p0", b"partition")]
+    assert store.changelog_offset(STATE_TABLE) == 7 and store.changelog_offset(PARTITION_TABLE) == 3
 
 
 def test_a_delete_and_the_offsets_survive_reopening(tmp_path: Path) -> None:
