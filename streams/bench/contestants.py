@@ -20,7 +20,7 @@ from streams.bench.profile import start_sampling, summarize
 from streams.bench.traffic import LoadResult, OutputWatcher, recommendation_cause
 from streams.codec import encode_key
 from streams.config import INPUT_TOPICS, Settings
-from streams.kafka.clients import client_options, librdkafka_config
+from streams.kafka.clients import librdkafka_config
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess
 from streams.logs import LogRecord
@@ -170,7 +170,7 @@ def backlog_run(
     causes = {r.value["event_id"] for r in records if r.value is not None}
     result = LoadResult(None, sent=len(records))
     topic = settings.topic("recommendations")
-    with OutputWatcher(client_options(settings), topic, recommendation_cause) as watcher:
+    with OutputWatcher(librdkafka_config(settings), topic, recommendation_cause) as watcher:
         running = start(contestant, settings, scratch, backlog=True)
         sampler = None
         try:

@@ -30,7 +30,7 @@ from streams.bench.state import rocksdb_size, state_sizes
 from streams.bench.traffic import LoadResult, OutputWatcher, clicks, drive, recommendation_cause
 from streams.config import Settings
 from streams.generate import TrafficConfig, generate_traffic
-from streams.kafka.clients import client_options
+from streams.kafka.clients import librdkafka_config
 from streams.live.process import free_port
 from streams.model.bench import inference_throughput
 from streams.offline.replay import Variant, run_offline
@@ -67,7 +67,7 @@ def _offered_runs(
     try:
         running.wait_ready(120)
         with OutputWatcher(
-            client_options(settings), settings.topic("recommendations"), recommendation_cause
+            librdkafka_config(settings), settings.topic("recommendations"), recommendation_cause
         ) as watcher:
             warmup_rate = min(config.offered_rates)
             at = int(warmup_rate * WARMUP_SECONDS)

@@ -20,7 +20,7 @@ from streams.bench.run import isolated
 from streams.bench.traffic import OutputWatcher, clicks, paced, recommendation_cause
 from streams.codec import decode_value, encode_key
 from streams.config import Settings
-from streams.kafka.clients import client_options
+from streams.kafka.clients import librdkafka_config
 from streams.kafka.produce import make_producer
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess
@@ -211,7 +211,7 @@ class Soak:
         self.worker.start().wait_ready()
         producer = make_producer(self.settings)
         recs, letters, triggers = (
-            OutputWatcher(client_options(self.settings), self.settings.topic(topic), cause_of)
+            OutputWatcher(librdkafka_config(self.settings), self.settings.topic(topic), cause_of)
             for topic, cause_of in (
                 ("recommendations", recommendation_cause),
                 ("dead-letters", dead_letter_source),

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.codec import decode_value, encode_key
 from streams.generate import TrafficConfig, generate_traffic
@@ -63,17 +64,27 @@ class LoadResult:
 
 
 class OutputWatcher:
-    """Consumes an output topic from its current end and notes when each cause's output arrives."""
+    """Consumes an output topic from its current end and notes when each cause's output arrives.
 
-    def __init__(self, client_options: Mapping[str, Any], topic: str, cause_of: CauseOf) -> None:
-        self.consumer = KafkaConsumer(**client_options, enable_auto_commit=False, group_id=None)
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
-        self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            self.consumer.position(tp)  # resolve "end" now, before anything is produced
+    On librdkafka: its fetches run on librdkafka's threads, so the watcher's own cost (it shares this
+    process with the paced producer) adds the least to the latencies it measures."""
+
+    def __init__(self, client: Mapping[str, Any], topic: str, cause_of: CauseOf) -> None:
+        """`client`: `streams.kafka.clients.librdkafka_config`."""
+        self.consumer = Consumer(
+            {
+                **client,
+                "group.id": "streams-bench-watcher",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        metadata = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        ends = []
+        for p in sorted(metadata.partitions):  # resolved now, before anything is produced
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
+            ends.append(TopicPartition(topic, p, high))
+        self.consumer.assign(ends)
         self.cause_of = cause_of
         self.arrived: dict[str, float] = {}  # cause -> when its first output arrived
         self.copies: Counter[str] = Counter()  # cause -> outputs seen (more than 1: re-emitted)
@@ -91,13 +102,15 @@ class OutputWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for messages in self.consumer.poll(timeout_ms=100).values():
-                now = time.monotonic()
-                for message in messages:
-                    cause = self.cause_of(message.value)
-                    if cause is not None:
-                        self.arrived.setdefault(cause, now)
-                        self.copies[cause] += 1
+            messages = self.consumer.consume(1000, 0.1)
+            now = time.monotonic()
+            for message in messages:
+                if message.error() is not None:
+                    continue  # a partition's end, or a transient error librdkafka retries
+                cause = self.cause_of(message.value())
+                if cause is not None:
+                    self.arrived.setdefault(cause, now)
+                    self.copies[cause] += 1
 
 
 def paced(records: list[LogRecord], rate: float | None) -> Iterator[tuple[int, LogRecord]]:

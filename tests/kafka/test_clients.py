@@ -164,7 +164,7 @@ def constructed(call: Any) -> dict[str, Any]:
 
 def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
     """Every place that builds a Kafka client: (module attribute to replace, call that builds it)."""
-    from streams.bench import passthrough, recovery, traffic
+    from streams.bench import passthrough, recovery
     from streams.kafka import produce, record, topics
     from streams.live import changelog
 
@@ -178,10 +178,6 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
         "changelog reader": (
             "streams.live.changelog.KafkaConsumer",
             lambda: changelog.read_states(settings, "u1"),
-        ),
-        "bench output watcher": (
-            "streams.bench.traffic.KafkaConsumer",
-            lambda: traffic.OutputWatcher(client_options(settings), "recommendations", lambda v: None),
         ),
         "bench changelog seeding": (
             "streams.bench.recovery.KafkaProducer",
@@ -201,7 +197,6 @@ def call_sites(settings: Settings) -> dict[str, tuple[str, Any]]:
         "replay producer",
         "recorder",
         "changelog reader",
-        "bench output watcher",
         "bench changelog seeding",
         "bench passthrough",
     ],
