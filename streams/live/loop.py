@@ -5,12 +5,13 @@ round never interleaves with another: (1) poll a batch; (2) decode and validate 
 becomes a dead letter); (3) release what the event-time merge allows and hand it to the core in one
 call (one model call per batch); (4) produce the round's outputs at once, so a recommendation never
 waits for a checkpoint. The rounds' state changes gather in one pending checkpoint that later rounds
-(and the HTTP views) read through, and every `commit_interval` it is completed
+(and the HTTP views) read through. Every `commit_interval` it begins its completion
 (streams.live.checkpoint): outputs acknowledged, changelogs, input offsets, local stores, in that
 order, a changed key written once however many rounds changed it (Kafka Streams' and quixstreams'
-commit interval). Wall-clock timers and catalog changes run between rounds into the same pending
-checkpoint. A rebalance happens inside the poll: a revoked partition's pending checkpoint is
-completed before the partition goes, so it never leaves one half done.
+commit interval). The completion moves on between rounds as the broker answers, without holding
+them up; the next one begins only after it. Wall-clock timers and catalog changes run between
+rounds into the same pending checkpoint. A rebalance happens inside the poll: a revoked
+partition's checkpoints are completed before the partition goes, so none is left half done.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from streams.core.state import UserState
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
 from streams.live.catalog import CatalogFollower
-from streams.live.checkpoint import Checkpoint, Transport, complete
+from streams.live.checkpoint import Checkpoint, Completion, Transport
 from streams.live.delivery import TP, Delivery
 from streams.live.local_index import RocksWatchIndex
 from streams.live.metrics import WorkerMetrics
@@ -90,8 +91,10 @@ class ProcessingLoop:
     counts: LoopCounts = field(default_factory=LoopCounts)
     restoring: bool = False
     committed: dict[TP, int] = field(default_factory=dict)
-    # Changes since the last completed checkpoint: read through by later rounds and the HTTP views.
+    # Changes since the last checkpoint began: read through by later rounds and the HTTP views, as
+    # are those of the checkpoint on its way to the broker and the local stores.
     pending: Checkpoint = field(default_factory=Checkpoint)
+    completing: Completion | None = None
     _pending_since: float = 0.0  # monotonic, when the pending checkpoint got its first change
     _changed_items: list[CatalogItem] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -119,7 +122,7 @@ class ProcessingLoop:
             self.delivery.subscribe(self._assigned, self._revoked)
             while not self._stop.is_set():
                 self.run_round()
-            self.checkpoint(wait_commit=True)
+            self.checkpoint(wait=True)
         except Exception:
             # Kafka or the disk failed under a checkpoint: what is not committed is delivered again
             # to whoever owns the partition next, so ending the process loses nothing.
@@ -146,6 +149,7 @@ class ProcessingLoop:
             self._tick()
             self._catalog_changes()
         self._send_outputs()
+        self._advance_completion()
         now = time.monotonic()
         if self._checkpoint_due(now):
             self.checkpoint()
@@ -155,7 +159,9 @@ class ProcessingLoop:
 
     def _wait(self) -> float:
         """How long the poll may wait for a first record: not past the pending checkpoint's time."""
-        wait = HELD_WAIT_SECONDS if len(self.delivery.sequencer) else IDLE_WAIT_SECONDS
+        # A checkpoint on its way moves on only between polls: keep them short meanwhile.
+        waiting = len(self.delivery.sequencer) or self.completing is not None
+        wait = HELD_WAIT_SECONDS if waiting else IDLE_WAIT_SECONDS
         if self._pending_since:
             due_in = self._pending_since + self.options.commit_interval - time.monotonic()
             wait = max(0.0, min(wait, due_in))
@@ -167,9 +173,7 @@ class ProcessingLoop:
         if not self._pending_since and (pending or self._offsets_to_commit()):
             self._pending_since = time.monotonic()
         if pending.outputs:
-            for record in pending.outputs:
-                self.transport.produce(record)
-            pending.outputs.clear()
+            pending.produce_outputs(self.transport)
             self.sink.published(self.publish)
 
     def _checkpoint_due(self, now: float) -> bool:
@@ -183,9 +187,11 @@ class ProcessingLoop:
     def _offsets_to_commit(self) -> dict[TP, int]:
         return {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
 
-    def checkpoint(self, wait_commit: bool = False) -> None:
-        """Complete the pending checkpoint: everything processed so far becomes durable.
-        `wait_commit`: also wait for the offset commit's answer (before partitions move away)."""
+    def checkpoint(self, wait: bool = False) -> None:
+        """Begin completing the pending checkpoint, once the one before it is complete. `wait`:
+        complete it now, its offset commit answered (before partitions move away, at shutdown)."""
+        if self.completing is not None:
+            self._finish_completion()
         self._send_outputs()
         checkpoint = self.pending
         offsets = self._offsets_to_commit()
@@ -193,20 +199,44 @@ class ProcessingLoop:
             checkpoint.processed(topic, partition, offset)
         if checkpoint:
             stores = {p: self.partitions.store(p) for p in checkpoint.writes}
-            if complete(checkpoint, self.transport, stores, self.settings.changelog_topic, wait_commit):
-                self.committed.update(offsets)
-        # Only now, with the local stores written, may reads stop looking at the pending changes.
+            # Before `pending` is replaced: a read from another thread finds the writes in one or
+            # the other, and in the local store once the completion is done.
+            self.completing = Completion(
+                checkpoint, self.transport, stores, self.settings.changelog_topic, wait_commit=wait
+            )
         self.pending = Checkpoint()
         self._pending_since = 0.0
+        if wait and self.completing is not None:
+            self._finish_completion()
+        else:
+            self._advance_completion()
+
+    def _advance_completion(self) -> None:
+        completion = self.completing
+        if completion is not None and completion.advance():
+            self._completed(completion)
+
+    def _finish_completion(self) -> None:
+        completion = self.completing
+        if completion is not None:
+            completion.finish()
+            self._completed(completion)
+
+    def _completed(self, completion: Completion) -> None:
+        if completion.committed:
+            self.committed.update(completion.checkpoint.offsets)
+        self.completing = None  # after its writes are in the local stores
 
     def read(self, partition: int, table: str, key: bytes) -> bytes | None:
-        """A value as of the last round: its pending change, else the local store's (None: absent
-        or the partition is not owned here). Safe from another thread: a completed checkpoint's
-        writes are in the store before `pending` is replaced."""
+        """A value as of the last round: its pending change, else the completing checkpoint's,
+        else the local store's (None: absent or the partition is not owned here). Safe from
+        another thread (see `checkpoint`)."""
         task = self.partitions.tasks.get(partition)
         if task is None:
             return None
         raw = self.pending.writes.get(partition, {}).get(table, {}).get(key, _MISSING)
+        if raw is _MISSING and (completion := self.completing) is not None:
+            raw = completion.read(partition, table, key, _MISSING)
         return task.store.get(table, key) if raw is _MISSING else raw  # type: ignore[return-value]
 
     def load_state(self, partition: int, user_id: str) -> UserState | None:
@@ -358,7 +388,7 @@ class ProcessingLoop:
 
     def _revoked(self, numbers: set[int]) -> None:
         """Before the partitions go: what was processed of them becomes durable and committed."""
-        self.checkpoint(wait_commit=True)
+        self.checkpoint(wait=True)
         for partition in numbers:
             self.partitions.revoke(partition)
         self.committed = {tp: o for tp, o in self.committed.items() if tp[1] not in numbers}

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams.live.checkpoint import DeliveryFailed, Record
+from streams.live.checkpoint import Acks, Record
 from streams.live.checkpoint import TopicPartition as TP
 
 log = logging.getLogger(__name__)
-
-FLUSH_WAIT_SECONDS = 1.0  # one wait of a flush: the loop around it logs while the broker is away
 
 
 def producer_config(client: Mapping[str, Any], linger_ms: float) -> dict[str, Any]:
@@ -30,6 +29,13 @@ def producer_config(client: Mapping[str, Any], linger_ms: float) -> dict[str, An
     }
 
 
+def _delivered(acks: Acks, error: KafkaError | None, message: Message) -> None:
+    if error is not None:
+        acks.failed(f"{message.topic()}[{message.partition()}]: {error.str()}")
+    else:
+        acks.acknowledged((message.topic(), message.partition()), message.offset())
+
+
 def commit_answered(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
     """The consumer's `on_commit`: an asynchronous commit that failed is only logged (the events
     after the last committed offset are delivered again and change nothing)."""
@@ -42,20 +48,9 @@ class LibrdkafkaTransport:
     def __init__(self, producer: Producer, consumer: Consumer | None = None) -> None:
         self.producer = producer
         self.consumer = consumer  # whose group the input offsets are committed for
-        self._acked: dict[TP, int] = {}
-        self._failed: list[str] = []
 
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._failed.append(f"{message.topic()}[{message.partition()}]: {error.str()}")
-            return
-        tp = (message.topic(), message.partition())
-        offset = message.offset()
-        if offset is not None and offset > self._acked.get(tp, -1):
-            self._acked[tp] = offset
-
-    def produce(self, record: Record) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": self._delivered}
+    def produce(self, record: Record, acks: Acks) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": partial(_delivered, acks)}
         if record.partition is not None:
             kwargs["partition"] = record.partition
         if record.headers:
@@ -63,21 +58,13 @@ class LibrdkafkaTransport:
         while True:
             try:
                 self.producer.produce(record.topic, record.value, record.key, **kwargs)
-                return
+                break
             except BufferError:  # the local queue is full: let acknowledgements drain it
                 self.producer.poll(0.05)
+        acks.sent()
 
-    def flush(self) -> Mapping[TP, int]:
-        waited = 0
-        while self.producer.flush(FLUSH_WAIT_SECONDS) > 0:
-            waited += 1
-            if waited % 10 == 0:
-                log.warning("producer: records unacknowledged for %d s (broker unreachable?)", waited)
-        if self._failed:
-            failed, self._failed = self._failed, []
-            raise DeliveryFailed(f"{len(failed)} records not acknowledged, first: {failed[0]}")
-        acked, self._acked = self._acked, {}
-        return acked
+    def poll(self, timeout: float) -> None:
+        self.producer.poll(timeout)
 
     def commit(self, offsets: Mapping[TP, int], wait: bool = True) -> bool:
         if self.consumer is None:

@@ -15,7 +15,7 @@ from streams.core.state import UserState
 from streams.kafka.clients import librdkafka_config
 from streams.kafka.topics import ensure_topics
 from streams.live.changelog import read_states
-from streams.live.checkpoint import Checkpoint, Record, complete
+from streams.live.checkpoint import Acks, Checkpoint, Record, complete
 from streams.live.partition_store import PartitionStore
 from streams.live.restore import Restored, restore_partition
 from streams.live.rocks import MIB, RocksMemory
@@ -32,7 +32,15 @@ def transport(settings: Settings) -> tuple[LibrdkafkaTransport, Consumer]:
     return LibrdkafkaTransport(Producer(producer_config(client, linger_ms=1)), consumer), consumer
 
 
-def test_keys_land_on_their_murmur2_partition_and_flush_gives_the_acknowledged_offsets(
+def answered(sink: LibrdkafkaTransport, acks: Acks, timeout: float = 30) -> Acks:
+    deadline = time.monotonic() + timeout
+    while not acks.answered and time.monotonic() < deadline:
+        sink.poll(0.1)
+    assert acks.answered and not acks.failures, acks
+    return acks
+
+
+def test_keys_land_on_their_murmur2_partition_and_acks_give_the_acknowledged_offsets(
     settings: Settings,
 ) -> None:
     ensure_topics(settings)
@@ -40,16 +48,17 @@ def test_keys_land_on_their_murmur2_partition_and_flush_gives_the_acknowledged_o
     try:
         topic = settings.topic("recommendations")
         users = [f"user-{i}" for i in range(40)]
+        acks = Acks()
         for user in users:
-            sink.produce(Record(topic, user.encode(), b"{}"))
-        acked = sink.flush()
+            sink.produce(Record(topic, user.encode(), b"{}"), acks)
+        acked = answered(sink, acks).offsets
         per_partition: dict[int, int] = {}
         for user in users:
             p = partition_for(user, settings.partitions)
             per_partition[p] = per_partition.get(p, 0) + 1
         # a fresh topic: the last offset of a partition is one less than the records it got
         assert acked == {(topic, p): n - 1 for p, n in per_partition.items()}
-        assert sink.flush() == {}  # nothing new since
+        assert acks.produced == len(users)
         clicks = settings.topic("clicks")
         assert sink.commit({(clicks, 0): 5, (clicks, 1): 9})
         committed = consumer.committed([TopicPartition(clicks, 0), TopicPartition(clicks, 1)], timeout=10)
@@ -126,9 +135,10 @@ def test_log_ends_come_from_the_broker_without_blocking(settings: Settings) -> N
     sink, consumer = transport(settings)
     consumer.close()
     clicks = settings.topic("clicks")
+    acks = Acks()
     for i in range(3):
-        sink.produce(Record(clicks, f"k{i}".encode(), b"{}", partition=2))
-    sink.flush()
+        sink.produce(Record(clicks, f"k{i}".encode(), b"{}", partition=2), acks)
+    answered(sink, acks)
     marks = HighWatermarks(AdminClient(librdkafka_config(settings)))
     since = int(time.time() * 1000)
     assert not marks.caught_up((clicks, 2), last_offset=2, since_ms=since)  # asked, not answered yet
