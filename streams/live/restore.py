@@ -55,12 +55,16 @@ def restore_partition(
     if not start:
         return Restored(partition, 0)
     table_of = {topic: table for table, (topic, _) in ends.items()}
+    position = {table_of[tp.topic]: tp.offset for tp in start}  # table -> next offset to read
     remaining = dict(ends)
     applied = 0
     consumer.assign(start)
     try:
         while remaining:
-            messages = consumer.consume(FETCH_RECORDS, WAIT_SECONDS)
+            # librdkafka's consume waits for as many records as asked or the timeout: never ask for
+            # more than are left before the ends (fewer only where compaction removed some).
+            left = sum(high - position[table] for table, (_, high) in remaining.items())
+            messages = consumer.consume(max(1, min(FETCH_RECORDS, left)), WAIT_SECONDS)
             writes: dict[str, dict[bytes, bytes | None]] = {}
             reached: dict[str, int] = {}
             for message in messages:
@@ -73,6 +77,7 @@ def restore_partition(
             if reached:
                 store.write(writes, reached)
             for table, offset in reached.items():
+                position[table] = offset + 1
                 # Offsets may skip (compaction): done once the last one before the end is read.
                 if offset + 1 >= remaining[table][1]:
                     del remaining[table]
