@@ -119,7 +119,7 @@ class ProcessingLoop:
     def _run(self) -> None:
         try:
             self.catalog.start()
-            self.delivery.subscribe(self._assigned, self._revoked)
+            self.subscribe()
             while not self._stop.is_set():
                 self.run_round()
             self.checkpoint(wait=True)
@@ -132,6 +132,10 @@ class ProcessingLoop:
         finally:
             self.delivery.consumer.close()
             self.catalog.close()
+
+    def subscribe(self) -> None:
+        """Join the group: partitions are assigned and revoked inside later polls."""
+        self.delivery.subscribe(self._assigned, self._revoked)
 
     # -- one round ------------------------------------------------------------------------------------------
 
