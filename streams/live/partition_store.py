@@ -20,6 +20,9 @@ from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
 TABLE_PREFIX = {STATE_TABLE: b"s", PARTITION_TABLE: b"p"}
 _OFFSET = b"\x00o"  # + table name: the changelog offset of the last record applied locally
 
+_UNLOGGED = rocksdict.WriteOptions()
+_UNLOGGED.disable_wal = True
+
 # A checkpoint's writes per table: key -> value (None: delete).
 TableWrites = Mapping[str, Mapping[bytes, bytes | None]]
 
@@ -60,8 +63,10 @@ class PartitionStore:
         raw = self.db.get(_OFFSET + table.encode())
         return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
 
-    def write(self, writes: TableWrites, changelog_offsets: Mapping[str, int]) -> None:
-        """A checkpoint's writes and the changelog offsets they reach, atomically."""
+    def write(self, writes: TableWrites, changelog_offsets: Mapping[str, int], logged: bool = True) -> None:
+        """A checkpoint's writes and the changelog offsets they reach, atomically. `logged=False`
+        skips RocksDB's write-ahead log (a restore: a crash loses the batch and its offsets together,
+        so the next restore reads it again); `flush` before any logged write follows."""
         batch = rocksdict.WriteBatch(raw_mode=True)
         for table, rows in writes.items():
             prefix = _prefix(table)
@@ -73,7 +78,11 @@ class PartitionStore:
         for table, offset in changelog_offsets.items():
             _prefix(table)  # an offset of a table that is not here is a caller's mistake
             batch.put(_OFFSET + table.encode(), offset.to_bytes(8, "big", signed=True))
-        self.db.write(batch)
+        self.db.write(batch, None if logged else _UNLOGGED)
+
+    def flush(self) -> None:
+        """Put unlogged writes on disk: a logged write after them must never outlive them."""
+        self.db.flush(wait=True)
 
     def estimated_keys(self) -> int:
         return self.db.property_int_value("rocksdb.estimate-num-keys") or 0

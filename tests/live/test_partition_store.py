@@ -44,3 +44,15 @@ def test_an_unknown_table_is_refused_before_anything_is_written(tmp_path: Path) 
     with pytest.raises(UnknownTable, match="no table 'nope'"):
         store.write({STATE_TABLE: {b"u1": b"a"}, "nope": {b"k": b"v"}}, {STATE_TABLE: 1})
     assert store.get(STATE_TABLE, b"u1") is None and store.changelog_offset(STATE_TABLE) == -1
+
+
+def test_a_restore_batch_written_without_the_log_is_there_after_a_flush_and_reopen(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "p3")
+    store.write({STATE_TABLE: {b"u1": b"restored"}}, {STATE_TABLE: 41}, logged=False)
+    store.flush()
+    store.write({STATE_TABLE: {b"u2": b"processed"}}, {STATE_TABLE: 42})
+    store.close()
+    reopened = open_store(tmp_path / "p3")
+    assert reopened.get(STATE_TABLE, b"u1") == b"restored"
+    assert reopened.get(STATE_TABLE, b"u2") == b"processed"
+    assert reopened.changelog_offset(STATE_TABLE) == 42
