@@ -102,7 +102,8 @@ class OutputWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            messages = self.consumer.consume(1000, 0.1)
+            # librdkafka's consume waits for as many as asked or the timeout: wait for one only.
+            messages = self.consumer.consume(1000, 0) or self.consumer.consume(1, 0.1)
             now = time.monotonic()
             for message in messages:
                 if message.error() is not None:
