@@ -108,7 +108,10 @@ class Delivery:
         # librdkafka's consume waits for `max_records` or the timeout, whichever comes first: take
         # what is there, wait only for a first record, then take what came with it.
         messages = self.consumer.consume(max_records, 0)
-        if not messages:
+        if not messages and self.sequencer and self.watermarks.wait(timeout):
+            # Held records wait for a log end: its answer, not a new record, is what lets them go.
+            messages = self.consumer.consume(max_records, 0)
+        elif not messages:
             messages = self.consumer.consume(1, timeout)
             if messages and max_records > 1:
                 messages += self.consumer.consume(max_records - 1, 0)

@@ -16,6 +16,7 @@ partition's checkpoints are completed before the partition goes, so none is left
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -95,6 +96,9 @@ class ProcessingLoop:
     # are those of the checkpoint on its way to the broker and the local stores.
     pending: Checkpoint = field(default_factory=Checkpoint)
     completing: Completion | None = None
+    # Partitions whose state the pending rounds changed: encoded once, when the checkpoint begins
+    # (a partition state holds its trending items and demand windows: large, changed every round).
+    _changed_partitions: set[int] = field(default_factory=set)
     _pending_since: float = 0.0  # monotonic, when the pending checkpoint got its first change
     _changed_items: list[CatalogItem] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -198,6 +202,11 @@ class ProcessingLoop:
             self._finish_completion()
         self._send_outputs()
         checkpoint = self.pending
+        for p in sorted(self._changed_partitions):
+            task = self.partitions.tasks.get(p)
+            if task is not None:
+                checkpoint.put(p, PARTITION_TABLE, partition_key(p), encode_value(task.state.to_wire()))
+        self._changed_partitions = set()
         offsets = self._offsets_to_commit()
         for (topic, partition), offset in offsets.items():
             checkpoint.processed(topic, partition, offset)
@@ -302,7 +311,7 @@ class ProcessingLoop:
             task = self.partitions.tasks.get(p)
             if task is not None:
                 task.wall_at_watermark = now
-                checkpoint.put(p, PARTITION_TABLE, partition_key(p), encode_value(task.state.to_wire()))
+                self._changed_partitions.add(p)
 
     def _store(
         self,
@@ -389,6 +398,11 @@ class ProcessingLoop:
                 self.partitions.assign(partition, self.restore)
         finally:
             self.restoring = False
+        # What lives as long as the worker (the model, the catalog, the host's objects) leaves the
+        # collector's reach: a full collection otherwise walks it all, a pause of tens of ms that
+        # every event in flight waits out.
+        gc.collect()
+        gc.freeze()
 
     def _revoked(self, numbers: set[int]) -> None:
         """Before the partitions go: what was processed of them becomes durable and committed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,6 +76,13 @@ class HighWatermarks:
             known = self._known.get(tp)
             if known is None or known.asked_at_ms <= asked_at:
                 self._known[tp] = LogEnd(offset, asked_at)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` for an answer to a request on its way; False (at once) if none is."""
+        if not self._pending:
+            return False
+        futures.wait([f for _, f in self._pending.values()], timeout, futures.FIRST_COMPLETED)
+        return True
 
     def answered_within(self, ms: int) -> bool:
         """The broker answered a request issued less than `ms` ago."""
