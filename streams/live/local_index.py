@@ -114,8 +114,10 @@ class LocalIndexDB:
     def __init__(self, path: Path, memory: RocksMemory) -> None:
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Larger memtables than a partition store's: a rebuild writes a million users' entries at
+        # once, and small ones stall it on level-0 compactions (the shared budget still bounds them).
         self.db = SharedMemoryOptions(
-            memory, write_buffer_size=4 * 1024 * 1024, max_write_buffer_number=2
+            memory, write_buffer_size=16 * 1024 * 1024, max_write_buffer_number=4
         ).open(path)
         writes = rocksdict.WriteOptions()
         writes.disable_wal = True  # rebuilt from the states anyway
