@@ -252,26 +252,25 @@ class RocksWatchIndex:
         for item in set(now).difference(before):
             self._db.put(_WATCHED_BY + _text(item) + user, b"")
 
-    def add_unindexed(self, watches: Iterable[tuple[str, Iterable[str]]]) -> None:
+    def add_unindexed(self, watches: Iterable[tuple[str, Collection[str]]]) -> None:
         """(user id, watched items) of users the index holds nothing of yet, in batches."""
-        keys = _ItemKeys()
-        with _Batches(self._db) as batches:
-            for user_id, items in watches:
-                user = _text(user_id)
-                batch = batches.batch
-                for item in items:
-                    batch.put(keys[item] + user, b"")
-                batches.counted(len(items))
+        self._write(watches, remove=False)
 
-    def forget(self, watches: Iterable[tuple[str, Iterable[str]]]) -> None:
+    def forget(self, watches: Iterable[tuple[str, Collection[str]]]) -> None:
         """Remove (user id, watched items) the index holds, in batches."""
+        self._write(watches, remove=True)
+
+    def _write(self, watches: Iterable[tuple[str, Collection[str]]], remove: bool) -> None:
         keys = _ItemKeys()
         with _Batches(self._db) as batches:
             for user_id, items in watches:
                 user = _text(user_id)
                 batch = batches.batch
                 for item in items:
-                    batch.delete(keys[item] + user)
+                    if remove:
+                        batch.delete(keys[item] + user)
+                    else:
+                        batch.put(keys[item] + user, b"")
                 batches.counted(len(items))
 
     def users(self, item_id: str) -> set[str]:
