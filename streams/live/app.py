@@ -36,7 +36,7 @@ from streams.live.outputs import OutputSink
 from streams.live.owners import PartitionOwners
 from streams.live.partition_store import PartitionStore
 from streams.live.partitions import TABLES, OwnedPartitions
-from streams.live.restore import restore_partition
+from streams.live.restore import Observe, restore_partition
 from streams.live.rocks import MIB, RocksMemory
 from streams.live.transport import LibrdkafkaTransport, commit_answered, producer_config
 from streams.live.view import LiveFeed, WorkerView
@@ -149,7 +149,7 @@ class Worker:
 
         register_views(self)
 
-    def _restore(self, store: PartitionStore, partition: int) -> int:
+    def _restore(self, store: PartitionStore, partition: int, observe: Observe) -> int:
         if self._restore_consumer is None:
             self._restore_consumer = Consumer(
                 {
@@ -161,7 +161,7 @@ class Worker:
                 }
             )
         return restore_partition(
-            self._restore_consumer, store, partition, TABLES, self.settings.changelog_topic
+            self._restore_consumer, store, partition, TABLES, self.settings.changelog_topic, observe=observe
         ).records
 
     def _host_loop(self) -> None:

@@ -5,7 +5,10 @@ up to 20 watched items), so in the heap they grew with the user base for as long
 ran. Here they live in one local database under the worker's shared RocksDB memory budget
 (`streams.live.rocks`): memory stays flat however many users arrive. The user states are the truth;
 these are derived and rebuilt when a partition is assigned, so the database has no changelog and
-no write-ahead log, and is wiped when the worker starts.
+no write-ahead log, and is wiped when the worker starts. Every key starts with its partition, so a
+partition's entries are dropped with one range delete and rebuilt as one sorted table file that
+RocksDB ingests whole (a million users' entries put one by one spent most of a recovery in
+memtable inserts and the flushes they forced).
 
 Keys are order-preserving: a partition and a due time as big-endian integers, strings escaped the
 way FoundationDB's tuple layer does (NUL becomes NUL 0xFF, each string ends in NUL 0x01), so
@@ -16,12 +19,12 @@ RocksDB's byte order is Python's `(due, user, kind)` order and pops come out exa
 from __future__ import annotations
 
 import shutil
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import rocksdict
 
-from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
+from streams.live.rocks import RocksMemory, SharedMemoryOptions, ingest_sorted, past_prefix, scan_prefix
 
 _TIMER, _LATEST, _WATCHED_BY = b"T", b"L", b"W"
 _END = b"\x00\x01"
@@ -54,70 +57,15 @@ def _due(due: int) -> bytes:
     return (due + _DUE_OFFSET).to_bytes(8, "big")
 
 
-def _after(prefix: bytes) -> bytes:
-    """The first key past every key that starts with `prefix`."""
-    return (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
-
-
-class _Batches:
-    """Puts and deletes gathered in RocksDB write batches of a bounded size."""
-
-    SIZE = 20_000
-
-    def __init__(self, db: rocksdict.Rdict) -> None:
-        self._db = db
-        self._batch = rocksdict.WriteBatch(raw_mode=True)
-        self._count = 0
-
-    def __enter__(self) -> _Batches:
-        return self
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._batch.put(key, value)
-        self.counted(1)
-
-    def delete(self, key: bytes) -> None:
-        self._batch.delete(key)
-        self.counted(1)
-
-    @property
-    def batch(self) -> rocksdict.WriteBatch:
-        """For a caller's own puts and deletes, each followed by `counted` (fewer calls per entry)."""
-        return self._batch
-
-    def counted(self, entries: int) -> None:
-        self._count += entries
-        if self._count >= self.SIZE:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._count:
-            self._db.write(self._batch)
-            self._batch = rocksdict.WriteBatch(raw_mode=True)
-            self._count = 0
-
-    def __exit__(self, *_: object) -> None:
-        self._flush()
-
-
-class _ItemKeys(dict[str, bytes]):
-    """Per item id, the prefix of its watch entries: a catalogue's ids recur across its users."""
-
-    def __missing__(self, item_id: str) -> bytes:
-        key = self[item_id] = _WATCHED_BY + _text(item_id)
-        return key
-
-
 class LocalIndexDB:
     """One local RocksDB for the derived indexes, opened empty."""
 
     def __init__(self, path: Path, memory: RocksMemory) -> None:
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Larger memtables than a partition store's: a rebuild writes a million users' entries at
-        # once, and small ones stall it on level-0 compactions (the shared budget still bounds them).
+        self._ingest_dir = path.parent  # rebuilds come as table files written beside the database
         self.db = SharedMemoryOptions(
-            memory, write_buffer_size=16 * 1024 * 1024, max_write_buffer_number=4
+            memory, write_buffer_size=8 * 1024 * 1024, max_write_buffer_number=2
         ).open(path)
         writes = rocksdict.WriteOptions()
         writes.disable_wal = True  # rebuilt from the states anyway
@@ -125,6 +73,10 @@ class LocalIndexDB:
 
     def keys_from(self, prefix: bytes) -> Iterator[bytes]:
         return (key for key, _ in scan_prefix(self.db, prefix))
+
+    def ingest_sorted(self, entries: Iterable[tuple[bytes, bytes]]) -> int:
+        """Add (key, value) entries in ascending key order as one table file; returns how many."""
+        return ingest_sorted(self.db, self._ingest_dir, entries)
 
     def estimated_keys(self) -> int:
         return self.db.property_int_value("rocksdb.estimate-num-keys") or 0
@@ -207,17 +159,21 @@ class RocksTimerIndex:
 
     def rebuild_partition(self, partition: int, entries: Iterable[tuple[int, str, str]]) -> int:
         """The partition's index afresh from (due, user, kind) entries, one per user and kind (its
-        stored states' timers): written in batches, without the per-entry reads of `add`."""
+        stored states' timers), ingested as sorted table files (no per-entry reads or inserts)."""
         self.drop_partition(partition)
-        count = 0
+        timers: list[tuple[bytes, bytes]] = []
+        latest: list[tuple[bytes, bytes]] = []
         earliest = None
-        with _Batches(self._db) as batch:
-            for due, user_id, kind in entries:
-                who = _text(user_id) + _text(kind)
-                batch.put(_TIMER + _partition(partition) + _due(due) + who, b"")
-                batch.put(_LATEST + _partition(partition) + who, _due(due))
-                count += 1
-                earliest = due if earliest is None else min(earliest, due)
+        at = _partition(partition)
+        for due, user_id, kind in entries:
+            who, when = _text(user_id) + _text(kind), _due(due)
+            timers.append((_TIMER + at + when + who, b""))
+            latest.append((_LATEST + at + who, when))
+            earliest = due if earliest is None else min(earliest, due)
+        timers.sort()
+        latest.sort()  # in order already when they come from a store scan: a linear pass
+        count = self._local.ingest_sorted(timers)
+        self._local.ingest_sorted(latest)
         if earliest is not None:
             self._earliest[partition] = earliest
         return count
@@ -225,7 +181,7 @@ class RocksTimerIndex:
     def drop_partition(self, partition: int) -> None:
         for kind in (_TIMER, _LATEST):
             prefix = kind + _partition(partition)
-            self._db.delete_range(prefix, _after(prefix))
+            self._db.delete_range(prefix, past_prefix(prefix))
         self._superseded = [k for k in self._superseded if k[1:5] != _partition(partition)]
         self._earliest.pop(partition, None)
 
@@ -235,52 +191,60 @@ class RocksTimerIndex:
 
 class RocksWatchIndex:
     """Which of this worker's users watch an item (they saw it: price-drop and back-in-stock
-    triggers). One entry per (item, user), kept exactly as each user's capped watch list: every
-    change of a state says what the user watched before it (the state it was made from) and after,
-    so the index forgets items no longer watched and holds at most users x 20 entries whatever item
-    ids the traffic names."""
+    triggers). One entry per (partition, item, user), kept exactly as each user's capped watch
+    list: every change of a state says what the user watched before it (the state it was made from)
+    and after, so the index forgets items no longer watched and holds at most users x 20 entries
+    whatever item ids the traffic names."""
 
     def __init__(self, db: LocalIndexDB) -> None:
         self._db = db.db
         self._local = db
 
-    def note(self, user_id: str, before: Collection[str], now: Collection[str]) -> None:
+    def note(self, partition: int, user_id: str, before: Collection[str], now: Collection[str]) -> None:
         """A user's watch list changed from `before` (what the index holds of the user) to `now`."""
-        user = _text(user_id)
+        prefix, user = _WATCHED_BY + _partition(partition), _text(user_id)
         for item in set(before).difference(now):
-            self._db.delete(_WATCHED_BY + _text(item) + user)
+            self._db.delete(prefix + _text(item) + user)
         for item in set(now).difference(before):
-            self._db.put(_WATCHED_BY + _text(item) + user, b"")
+            self._db.put(prefix + _text(item) + user, b"")
 
-    def add_unindexed(self, watches: Iterable[tuple[str, Collection[str]]]) -> None:
-        """(user id, watched items) of users the index holds nothing of yet, in batches."""
-        self._write(watches, remove=False)
+    def rebuild_partition(self, partition: int, watches: Iterable[tuple[str, Collection[str]]]) -> int:
+        """The partition's entries afresh from (user id, watched items) of its stored states, as one
+        sorted table file; returns how many."""
+        self.drop_partition(partition)
+        by_item: dict[str, list[bytes]] = {}
+        for user_id, items in watches:
+            user = _text(user_id)
+            for item in items:
+                users = by_item.get(item)
+                if users is None:
+                    by_item[item] = [user]
+                else:
+                    users.append(user)
+        return self._local.ingest_sorted(_sorted_keys(_WATCHED_BY + _partition(partition), by_item))
 
-    def forget(self, watches: Iterable[tuple[str, Collection[str]]]) -> None:
-        """Remove (user id, watched items) the index holds, in batches."""
-        self._write(watches, remove=True)
+    def drop_partition(self, partition: int) -> None:
+        prefix = _WATCHED_BY + _partition(partition)
+        self._db.delete_range(prefix, past_prefix(prefix))
 
-    def _write(self, watches: Iterable[tuple[str, Collection[str]]], remove: bool) -> None:
-        keys = _ItemKeys()
-        with _Batches(self._db) as batches:
-            for user_id, items in watches:
-                user = _text(user_id)
-                batch = batches.batch
-                for item in items:
-                    if remove:
-                        batch.delete(keys[item] + user)
-                    else:
-                        batch.put(keys[item] + user, b"")
-                batches.counted(len(items))
-
-    def users(self, item_id: str) -> set[str]:
-        prefix = _WATCHED_BY + _text(item_id)
-        return {_texts(key[len(prefix) :])[0] for key in self._local.keys_from(prefix)}
-
-    def __contains__(self, item_id: object) -> bool:
-        if not isinstance(item_id, str):
-            return False
-        return next(self._local.keys_from(_WATCHED_BY + _text(item_id)), None) is not None
+    def users(self, item_id: str, partitions: Iterable[int]) -> set[str]:
+        """The users of `partitions` who watch `item_id`."""
+        item = _text(item_id)
+        out: set[str] = set()
+        for partition in partitions:
+            prefix = _WATCHED_BY + _partition(partition) + item
+            out.update(_texts(key[len(prefix) :])[0] for key in self._local.keys_from(prefix))
+        return out
 
     def __len__(self) -> int:
         return sum(1 for _ in self._local.keys_from(_WATCHED_BY))
+
+
+def _sorted_keys(prefix: bytes, users_by_item: Mapping[str, list[bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """(prefix + item + user, b"") for every pair, in byte order (encoded ids sort as the strings do)."""
+    items = sorted((_text(item), users) for item, users in users_by_item.items())
+    for item, users in items:
+        head = prefix + item
+        users.sort()  # already in order when they come from a store scan: a linear pass
+        for user in users:
+            yield head + user, b""

@@ -15,7 +15,7 @@ from pathlib import Path
 import rocksdict
 
 from streams.config import PARTITION_TABLE, STATE_TABLE
-from streams.live.rocks import RocksMemory, SharedMemoryOptions, scan_prefix
+from streams.live.rocks import RocksMemory, SharedMemoryOptions, ingest_sorted, past_prefix, scan_prefix
 
 TABLE_PREFIX = {STATE_TABLE: b"s", PARTITION_TABLE: b"p"}
 _OFFSET = b"\x00o"  # + table name: the changelog offset of the last record applied locally
@@ -58,6 +58,14 @@ class PartitionStore:
         for key, value in scan_prefix(self.db, prefix):
             yield bytes(key[len(prefix) :]), bytes(value)
 
+    def values(self, table: str) -> Iterator[bytes]:
+        """Every value of one table, in key order (a scan without the keys, for rebuilding indexes)."""
+        prefix = _prefix(table)
+        bounds = rocksdict.ReadOptions()
+        bounds.set_iterate_upper_bound(past_prefix(prefix))
+        # A generator, so `bounds` lives as long as the scan: RocksDB reads the bound it points to.
+        yield from self.db.values(from_key=prefix, read_opt=bounds)
+
     def changelog_offset(self, table: str) -> int:
         """Offset of the last changelog record of `table` the local copy holds (-1: none)."""
         raw = self.db.get(_OFFSET + table.encode())
@@ -79,6 +87,19 @@ class PartitionStore:
             _prefix(table)  # an offset of a table that is not here is a caller's mistake
             batch.put(_OFFSET + table.encode(), offset.to_bytes(8, "big", signed=True))
         self.db.write(batch, None if logged else _UNLOGGED)
+
+    def load(self, writes: TableWrites, changelog_offsets: Mapping[str, int]) -> None:
+        """`write(..., logged=False)` as a bulk load (a restore): the writes go in as one sorted table
+        file, then the offsets they reach. A crash in between leaves the offsets behind the data,
+        so the next restore reads those records again; `flush` before any logged write follows."""
+        entries = sorted(
+            (prefix + key, value)
+            for table, rows in writes.items()
+            for prefix in (_prefix(table),)
+            for key, value in rows.items()
+        )
+        ingest_sorted(self.db, self.path.parent, entries)
+        self.write({}, changelog_offsets, logged=False)
 
     def flush(self) -> None:
         """Put unlogged writes on disk: a logged write after them must never outlive them."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +22,20 @@ from streams.core.processor import PartitionState, Processor
 from streams.core.state import UserState
 from streams.live.local_index import RocksTimerIndex, RocksWatchIndex
 from streams.live.partition_store import PartitionStore
+from streams.live.restore import Observe
 from streams.live.rocks import RocksMemory
 from streams.live.tables import decode_indexed, decode_state
 
 log = logging.getLogger(__name__)
 
 TABLES = (STATE_TABLE, PARTITION_TABLE)
-# Restores a partition's store from its changelogs; returns the changelog records applied.
-Restore = Callable[[PartitionStore, int], int]
+# Restores a partition's store from its changelogs, showing each table's records to the observer
+# (`streams.live.restore.Observe`); returns the changelog records applied.
+Restore = Callable[[PartitionStore, int, Observe], int]
+# Users whose index fields a restore into an empty store keeps in memory; past it the fields are
+# read back from the store instead.
+FIELDS_IN_MEMORY = 1_000_000
+IndexFields = tuple[str, dict[str, int], list[str]]  # user id, timers (kind -> due), watched items
 
 
 def partition_key(partition: int) -> bytes:
@@ -68,7 +74,6 @@ class OwnedPartitions:
         self.write_buffer_bytes = write_buffer_bytes
         self.tasks: dict[int, PartitionTask] = {}
         self.stores: dict[int, PartitionStore] = {}  # every store opened, owned or not
-        self._indexed: set[int] = set()  # partitions whose users the watch index holds
 
     def store(self, partition: int) -> PartitionStore:
         store = self.stores.get(partition)
@@ -81,11 +86,8 @@ class OwnedPartitions:
     def assign(self, partition: int, restore: Restore) -> PartitionTask:
         started = time.monotonic()
         store = self.store(partition)
-        if partition in self._indexed:
-            # The watch index still holds its users as they were when it was last owned here,
-            # which is what the store holds until the restore below brings it up to date.
-            self.watchers.forget((user, watched) for user, _, watched in _indexed_fields(store))
-        records = restore(store, partition)
+        fields = _RestoredFields() if store.changelog_offset(STATE_TABLE) < 0 else None
+        records = restore(store, partition, fields.observe if fields is not None else _ignore)
         raw = store.get(PARTITION_TABLE, partition_key(partition))
         state = (
             PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
@@ -93,7 +95,10 @@ class OwnedPartitions:
             else self.processor.new_partition_state()
         )
         task = self.tasks[partition] = PartitionTask(partition, store, state, time.time())
-        timers = self._index(partition, store)
+        if fields is not None and fields.complete:
+            timers = self._index(partition, fields.by_key.values())
+        else:
+            timers = self._index(partition, (decode_indexed(raw) for raw in store.values(STATE_TABLE)))
         log.info(
             "partition %d: %d changelog records restored, %d pending timers indexed in %.1f s",
             partition,
@@ -106,18 +111,18 @@ class OwnedPartitions:
     def revoke(self, partition: int) -> None:
         self.tasks.pop(partition, None)
         self.timers.drop_partition(partition)
+        self.watchers.drop_partition(partition)
 
-    def _index(self, partition: int, store: PartitionStore) -> int:
-        """Rebuild the partition's due-timer and watch index entries from its stored states."""
-        self._indexed.add(partition)
+    def _index(self, partition: int, states: Iterable[IndexFields]) -> int:
+        """Rebuild the partition's due-timer and watch index entries from its states' fields."""
         timers: list[tuple[int, str, str]] = []
 
         def watches() -> Iterator[tuple[str, list[str]]]:  # one at a time: a million users
-            for user, due, watched in _indexed_fields(store):
+            for user, due, watched in states:
                 timers.extend((at, user, kind) for kind, at in due.items())
                 yield user, watched
 
-        self.watchers.add_unindexed(watches())
+        self.watchers.rebuild_partition(partition, watches())
         return self.timers.rebuild_partition(partition, timers)
 
     def states(self) -> dict[int, PartitionState]:
@@ -132,5 +137,29 @@ class OwnedPartitions:
         self.tasks.clear()
 
 
-def _indexed_fields(store: PartitionStore) -> Iterator[tuple[str, dict[str, int], list[str]]]:
-    return (decode_indexed(raw) for _, raw in store.items(STATE_TABLE))
+class _RestoredFields:
+    """The index fields of the states a restore loads into an empty store (the last value of each
+    key), so the indexes are built without reading a million states back from the store."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[bytes, IndexFields] = {}
+        self.complete = True  # False once past FIELDS_IN_MEMORY: read the store back instead
+        self._items: dict[str, str] = {}  # one string per item id, however many users watch it
+
+    def observe(self, table: str, rows: Mapping[bytes, bytes | None]) -> None:
+        if table != STATE_TABLE or not self.complete:
+            return
+        items = self._items
+        for key, raw in rows.items():
+            if raw is None:
+                self.by_key.pop(key, None)
+                continue
+            user, due, watched = decode_indexed(raw)
+            self.by_key[key] = (user, due, [items.setdefault(item, item) for item in watched])
+        if len(self.by_key) > FIELDS_IN_MEMORY:
+            self.complete = False
+            self.by_key.clear()
+
+
+def _ignore(table: str, rows: Mapping[bytes, bytes | None]) -> None:
+    """An observer for a restore onto a store that already holds states (its indexes read it)."""

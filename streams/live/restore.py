@@ -1,4 +1,4 @@
-"""A partition's tables brought up to their changelogs, one RocksDB write batch per fetch.
+"""A partition's tables brought up to their changelogs, loaded into RocksDB as sorted table files.
 
 Reading starts after the offset the local copy already holds (`PartitionStore.changelog_offset`),
 so a worker restarted on its own disk reads only what it missed, and an empty disk reads all. The
@@ -8,7 +8,7 @@ partition is consistent with where its input consumer resumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -17,12 +17,17 @@ from streams.live.partition_store import PartitionStore
 
 FETCH_RECORDS = 10_000
 WAIT_SECONDS = 1.0
+LOAD_BYTES = 64 * 1024 * 1024  # records gathered into one bulk load (a sorted table file)
 
 
 @dataclass(frozen=True, slots=True)
 class Restored:
     partition: int
     records: int  # changelog records applied (a key may count more than once)
+
+
+# Sees each table's records (key -> value, None: deleted) just before they are loaded.
+Observe = Callable[[str, Mapping[bytes, bytes | None]], None]
 
 
 class RestoreFailed(RuntimeError):
@@ -36,8 +41,10 @@ def restore_partition(
     tables: Iterable[str],
     changelog_topic: Callable[[str], str],
     metadata_timeout: float = 10.0,
+    observe: Observe | None = None,
 ) -> Restored:
-    """`consumer`: one outside any group (assign only); it is left unassigned."""
+    """`consumer`: one outside any group (assign only); it is left unassigned. `observe` sees the
+    records as they are loaded, in changelog order (a key's last value comes last)."""
     ends: dict[str, tuple[str, int]] = {}  # table -> (topic, high watermark)
     start: list[TopicPartition] = []
     for table in tables:
@@ -58,6 +65,9 @@ def restore_partition(
     position = {table_of[tp.topic]: tp.offset for tp in start}  # table -> next offset to read
     remaining = dict(ends)
     applied = 0
+    writes: dict[str, dict[bytes, bytes | None]] = {table: {} for table in ends}
+    reached: dict[str, int] = {}
+    gathered = 0  # bytes of values in `writes`
     consumer.assign(start)
     try:
         while remaining:
@@ -65,22 +75,27 @@ def restore_partition(
             # more than are left before the ends (fewer only where compaction removed some).
             left = sum(high - position[table] for table, (_, high) in remaining.items())
             messages = consumer.consume(max(1, min(FETCH_RECORDS, left)), WAIT_SECONDS)
-            writes: dict[str, dict[bytes, bytes | None]] = {}
-            reached: dict[str, int] = {}
             for message in messages:
                 if message.error() is not None:
                     raise RestoreFailed(f"{message.topic()}[{partition}]: {message.error()}")
                 table = table_of[message.topic()]
-                writes.setdefault(table, {})[message.key()] = message.value()
+                value = message.value()
+                writes[table][message.key()] = value
+                gathered += len(value) if value is not None else 0
                 reached[table] = message.offset()
-                applied += 1
-            if reached:
-                store.write(writes, reached, logged=False)  # a batch lost in a crash is read again
+            applied += len(messages)
             for table, offset in reached.items():
                 position[table] = offset + 1
                 # Offsets may skip (compaction): done once the last one before the end is read.
-                if offset + 1 >= remaining[table][1]:
+                if table in remaining and offset + 1 >= remaining[table][1]:
                     del remaining[table]
+            if reached and (gathered >= LOAD_BYTES or not remaining):
+                if observe is not None:
+                    for table, rows in writes.items():
+                        observe(table, rows)
+                store.load(writes, reached)  # a load lost in a crash is read again
+                writes = {table: {} for table in ends}
+                reached, gathered = {}, 0
         store.flush()
     finally:
         consumer.unassign()

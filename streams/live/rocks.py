@@ -11,6 +11,8 @@ cache's capacity bounds what RocksDB holds, whatever the number of partitions or
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +98,48 @@ class SharedMemoryOptions(RocksDBOptions):
         )
         db.set_read_options(rocksdict.ReadOptions())
         return db
+
+
+def past_prefix(prefix: bytes) -> bytes:
+    """The first key past every key that starts with `prefix` (an exclusive upper bound)."""
+    return (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
+
+
+# Ingested files skip compression (it cost more than the write itself); compactions compress them.
+_UNCOMPRESSED = rocksdict.Options(raw_mode=True)
+_UNCOMPRESSED.set_compression_type(rocksdict.DBCompressionType.none())
+
+
+def ingest_sorted(db: rocksdict.Rdict, scratch: Path, entries: Iterable[tuple[bytes, bytes | None]]) -> int:
+    """Add (key, value) entries (value None: a delete), in ascending key order, to `db` as one table
+    file written in the folder `scratch`: a bulk load that skips the memtables and the flushes they
+    force. Returns how many entries (a key repeated right after itself counts once, first kept)."""
+    handle, name = tempfile.mkstemp(suffix=".sst", dir=scratch)
+    os.close(handle)
+    writer: rocksdict.SstFileWriter | None = None
+    count, last = 0, None
+    try:
+        for key, value in entries:
+            if key == last:
+                continue
+            if writer is None:
+                writer = rocksdict.SstFileWriter(options=_UNCOMPRESSED)
+                writer.open(name)
+            if value is None:
+                del writer[key]
+            else:
+                writer[key] = value
+            count += 1
+            last = key
+        if writer is None:
+            return 0
+        writer.finish()
+        ingest = rocksdict.IngestExternalFileOptions()
+        ingest.set_move_files(True)
+        db.ingest_external_file([name], ingest)
+        return count
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def scan_prefix(

@@ -3,8 +3,6 @@ changelog topic `Settings.changelog_topic(STATE_TABLE)`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgpack
 import msgspec
 
@@ -20,13 +18,23 @@ def decode_state(raw: bytes) -> UserState:
     return UserState.from_wire(msgpack.unpackb(raw, raw=False))
 
 
+class _Engagement(msgspec.Struct, array_like=True):
+    """`UserState.to_wire`'s "e": [consent, timers, fired, watch, replayed]; only the timers and
+    the watched item ids are built."""
+
+    consent: msgspec.Raw
+    timers: dict[str, int]
+    fired: msgspec.Raw
+    watch: dict[str, msgspec.Raw]
+
+
 class _IndexedFields(msgspec.Struct):
     """The fields of `UserState.to_wire` the worker's derived indexes need: the decoder skips the
     rest (the recent events, the cart, the profile) without building them, a tenth of the cost of a
     whole state, which is what rebuilding a million users' indexes spends most on."""
 
     u: str
-    e: list[Any] | None = None  # [consent, timers, fired, watch, replayed]; absent in older states
+    e: _Engagement | None = None  # absent in older states
 
 
 _indexed_decoder = msgspec.msgpack.Decoder(_IndexedFields)
@@ -35,6 +43,6 @@ _indexed_decoder = msgspec.msgpack.Decoder(_IndexedFields)
 def decode_indexed(raw: bytes) -> tuple[str, dict[str, int], list[str]]:
     """(user id, timers: trigger kind -> due event time, watched item ids) of an encoded state."""
     fields = _indexed_decoder.decode(raw)
-    if not fields.e:
+    if fields.e is None:
         return fields.u, {}, []
-    return fields.u, fields.e[1], list(fields.e[3])
+    return fields.u, fields.e.timers, list(fields.e.watch)

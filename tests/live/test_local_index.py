@@ -98,14 +98,15 @@ def test_watchers_follow_each_users_capped_watch_list(local: LocalIndexDB) -> No
         state = states[ts % 3]
         before = set(state.watch)
         watch_item(state, f"item-{ts}\x00", 1.0, True, ts)
-        index.note(state.user_id, before, state.watch.keys())
+        index.note(0, state.user_id, before, state.watch.keys())
     assert len(index) == 3 * WATCHED_ITEMS
-    assert index.users("item-2999\x00") == {ODD_IDS[2]} and "item-0\x00" not in index
-    assert "item-2999" not in index  # a prefix of a watched id is not watched
+    assert index.users("item-2999\x00", [0]) == {ODD_IDS[2]} and not index.users("item-0\x00", [0])
+    assert not index.users("item-2999", [0])  # a prefix of a watched id is not watched
+    assert not index.users("item-2999\x00", [1])  # another partition's users are not these
     before = set(states[2].watch)
     states[2].watch.clear()
-    index.note(states[2].user_id, before, ())
-    assert "item-2999\x00" not in index and len(index) == 2 * WATCHED_ITEMS
+    index.note(0, states[2].user_id, before, ())
+    assert not index.users("item-2999\x00", [0]) and len(index) == 2 * WATCHED_ITEMS
 
 
 def test_a_new_worker_starts_from_an_empty_index(tmp_path: Path) -> None:
@@ -116,13 +117,13 @@ def test_a_new_worker_starts_from_an_empty_index(tmp_path: Path) -> None:
     assert RocksTimerIndex(LocalIndexDB(tmp_path / "index", memory)).next_due(0) is None
 
 
-def test_a_partition_rebuilt_in_batches_answers_as_one_built_by_adds(tmp_path: Path) -> None:
+def test_a_partition_rebuilt_from_a_table_file_answers_as_one_built_by_adds(tmp_path: Path) -> None:
     memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
     by_adds = RocksTimerIndex(LocalIndexDB(tmp_path / "adds", memory))
     rebuilt = RocksTimerIndex(LocalIndexDB(tmp_path / "rebuilt", memory))
     rng = random.Random(9)
     entries = [(rng.randrange(-50, 50_000), user, kind) for user in ODD_IDS for kind in ("cart", "lifecycle")]
-    entries += [(rng.randrange(50_000), f"u{n}", "cart") for n in range(25_000)]  # over one write batch
+    entries += [(rng.randrange(50_000), f"u{n}", "cart") for n in range(25_000)]
     for due, user, kind in entries:
         by_adds.add(3, due, user, kind)
     rebuilt.add(3, 7, "gone", "cart")  # a rebuild starts the partition afresh
@@ -137,24 +138,29 @@ def test_a_partition_rebuilt_in_batches_answers_as_one_built_by_adds(tmp_path: P
     assert rebuilt.pop_due(4, 10**9) == [(7, "other partition", "cart")]
 
 
-def test_users_added_unindexed_are_watched_as_if_noted_and_forgotten_entirely(tmp_path: Path) -> None:
+def test_a_rebuilt_partition_watches_as_one_noted_and_is_dropped_whole(tmp_path: Path) -> None:
     memory = RocksMemory(cache_bytes=16 * MIB, write_buffer_bytes=4 * MIB)
     noted = RocksWatchIndex(LocalIndexDB(tmp_path / "noted", memory))
-    added = RocksWatchIndex(LocalIndexDB(tmp_path / "added", memory))
+    rebuilt = RocksWatchIndex(LocalIndexDB(tmp_path / "rebuilt", memory))
     states = [UserState(user) for user in ODD_IDS]
     for ts in range(400):
         watch_item(states[ts % len(states)], f"item-{ts % 37}\x00", 1.0, True, ts)
     for state in states:
-        noted.note(state.user_id, (), state.watch.keys())
-    added.add_unindexed((s.user_id, s.watch.keys()) for s in states[:-1])
-    added.add_unindexed([(states[-1].user_id, states[-1].watch.keys())])
-    assert len(added) == len(noted) > 0
+        noted.note(2, state.user_id, (), state.watch.keys())
+    rebuilt.note(2, "gone", (), ["item-1\x00"])  # a rebuild starts the partition afresh
+    rebuilt.note(5, "other", (), ["item-1\x00"])
+    shuffled = [(s.user_id, list(s.watch)) for s in states]
+    random.Random(3).shuffle(shuffled)  # in any order, not only a store's
+    assert rebuilt.rebuild_partition(2, shuffled) == len(noted) > 0
     for item in (f"item-{n}\x00" for n in range(37)):
-        assert added.users(item) == noted.users(item)
+        assert rebuilt.users(item, [2]) == noted.users(item, [2])
+    assert rebuilt.users("item-1\x00", [2, 5]) == noted.users("item-1\x00", [2]) | {"other"}
     before = set(states[0].watch)
     states[0].watch.clear()  # and it follows later changes the same way
-    for index in (noted, added):
-        index.note(states[0].user_id, before, ())
-    assert len(added) == len(noted) and added.users("item-0\x00") == noted.users("item-0\x00")
-    added.forget((s.user_id, s.watch.keys()) for s in states)
-    assert len(added) == 0 and "item-1\x00" not in added
+    for index in (noted, rebuilt):
+        index.note(2, states[0].user_id, before, ())
+    assert len(rebuilt) == len(noted) + 1
+    assert rebuilt.users("item-0\x00", [2]) == noted.users("item-0\x00", [2])
+    rebuilt.drop_partition(2)
+    assert len(rebuilt) == 1 and rebuilt.users("item-1\x00", [2, 5]) == {"other"}
+    assert rebuilt.rebuild_partition(2, []) == 0

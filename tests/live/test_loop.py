@@ -103,7 +103,7 @@ def setup(tmp_path: Path) -> Setup:
         catalog=ReadyCatalog(),  # type: ignore[arg-type]
         watchers=watchers,
         metrics=metrics,
-        restore=lambda store, partition: 0,
+        restore=lambda store, partition, observe: 0,
         publish=lambda user, message: None,
         options=LoopOptions(commit_interval=3600, tick_seconds=None),  # checkpoints when the test says
     )

@@ -56,3 +56,18 @@ def test_a_restore_batch_written_without_the_log_is_there_after_a_flush_and_reop
     assert reopened.get(STATE_TABLE, b"u1") == b"restored"
     assert reopened.get(STATE_TABLE, b"u2") == b"processed"
     assert reopened.changelog_offset(STATE_TABLE) == 42
+
+
+def test_a_bulk_load_overrides_and_deletes_what_is_there_and_reaches_its_offsets(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "p4")
+    store.write({STATE_TABLE: {b"u1": b"old", b"u2": b"gone"}}, {STATE_TABLE: 5})
+    store.load(
+        {STATE_TABLE: {b"u3": b"new", b"u1": b"newer", b"u2": None}, PARTITION_TABLE: {}}, {STATE_TABLE: 9}
+    )
+    store.load({STATE_TABLE: {}}, {STATE_TABLE: 10})  # nothing to load still moves the offset
+    store.flush()
+    store.close()
+    again = open_store(tmp_path / "p4")
+    assert list(again.items(STATE_TABLE)) == [(b"u1", b"newer"), (b"u3", b"new")]
+    assert list(again.values(STATE_TABLE)) == [b"newer", b"new"]
+    assert again.changelog_offset(STATE_TABLE) == 10 and again.changelog_offset(PARTITION_TABLE) == -1
