@@ -232,6 +232,7 @@ def test_librdkafka_clients_get_the_same_security_settings(client_cert: tuple[Pa
     assert config == {
         "bootstrap.servers": "b:9093",
         "security.protocol": "SASL_SSL",
+        "socket.nagle.disable": True,
         "ssl.certificate.location": str(cert),
         "ssl.key.location": str(key),
         "ssl.key.password": KEY_PASSWORD,
@@ -242,4 +243,5 @@ def test_librdkafka_clients_get_the_same_security_settings(client_cert: tuple[Pa
     assert librdkafka_config(Settings(bootstrap="b:9092")) == {
         "bootstrap.servers": "b:9092",
         "security.protocol": "PLAINTEXT",
+        "socket.nagle.disable": True,
     }
