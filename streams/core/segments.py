@@ -2,9 +2,10 @@
 
 A segment is an expression (`when`) over the names in `FACTS`, e.g.
 `purchase_intent >= 0.5 and cart_items > 0` or `lifecycle == "at_risk" and orders >= 3`. The
-expressions are evaluated by simpleeval (a safe evaluator: no attribute access to internals, no
-imports, no calls beyond the few allowed), parsed once when the rules are loaded, and checked
-for unknown names then, so a typo is an error at start-up and not a silent empty audience.
+expressions are evaluated with simpleeval's meaning (a safe evaluator: no attribute access to
+internals, no imports, no calls beyond the few allowed), parsed once when the rules are loaded and
+compiled then (`streams.core.expressions`), and checked for unknown names then, so a typo is an
+error at start-up and not a silent empty audience.
 
 After every applied event, and when a lifecycle boundary passes (a timer in the user state), the
 shopper's segments are recomputed; a change leaves as `enter` / `exit` events on the
@@ -25,6 +26,7 @@ from streams.core import profile as profiles
 from streams.core.catalog import Catalog
 from streams.core.config import DAY, RulesConfig, Segment
 from streams.core.events import SCHEMA_VERSION
+from streams.core.expressions import Compiled, compile_expression
 from streams.core.ids import stable_id
 from streams.core.state import UserState
 
@@ -79,6 +81,7 @@ def facts(
 class _Compiled:
     segment: Segment
     tree: ast.AST
+    run: Compiled | None  # the expression as closures; None: evaluated by simpleeval
 
 
 class SegmentRules:
@@ -102,7 +105,10 @@ class SegmentRules:
                     f"segment {segment.id}: unknown name(s) {', '.join(unknown)}; known: {', '.join(FACTS)}"
                 )
             used |= names
-            self.compiled.append(_Compiled(segment, tree))
+            run = compile_expression(
+                tree, self._evaluator.operators, _ALLOWED_CALLS, frozenset(FACTS), frozenset({"interest"})
+            )
+            self.compiled.append(_Compiled(segment, tree, run))
         self.time_dependent = bool(used & TIME_FACTS)
         self._check(UserState("segment-check"))
 
@@ -119,11 +125,14 @@ class SegmentRules:
 
     def matching(self, state: UserState, intent: float | None, now: int) -> list[str]:
         """Ids of the segments the shopper belongs to at `now`, sorted (consent not applied)."""
-        self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
+        names = self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
         out = []
         for c in self.compiled:
             try:
-                matched = bool(self._evaluator.eval(c.segment.when, previously_parsed=c.tree))
+                if c.run is not None:
+                    matched = bool(c.run(names))
+                else:
+                    matched = bool(self._evaluator.eval(c.segment.when, previously_parsed=c.tree))
             except TypeError:
                 matched = False  # a comparison with null (no order yet, no price seen) does not hold
             if matched:
