@@ -170,7 +170,7 @@ class ProcessingLoop:
         # A checkpoint on its way moves on only between polls: keep them short meanwhile.
         waiting = len(self.delivery.sequencer) or self.completing is not None
         wait = HELD_WAIT_SECONDS if waiting else IDLE_WAIT_SECONDS
-        if self._pending_since:
+        if self._pending_since and self.completing is None:
             due_in = self._pending_since + self.options.commit_interval - time.monotonic()
             wait = max(0.0, min(wait, due_in))
         return wait
@@ -185,12 +185,16 @@ class ProcessingLoop:
             self.sink.published(self.publish)
 
     def _checkpoint_due(self, now: float) -> bool:
+        """The commit interval has passed and the checkpoint before is complete, or the pending
+        one changed `commit_keys` keys (then it waits for the one before: bounded memory)."""
         if not self._pending_since:
             return False
-        if now - self._pending_since >= self.options.commit_interval:
-            return True
         changed = sum(len(rows) for tables in self.pending.writes.values() for rows in tables.values())
-        return changed >= self.options.commit_keys
+        if changed >= self.options.commit_keys:
+            return True
+        # While the broker is slow to acknowledge the one before, rounds go on (their outputs leave
+        # at once) and gather in the pending checkpoint rather than waiting for it.
+        return self.completing is None and now - self._pending_since >= self.options.commit_interval
 
     def _offsets_to_commit(self) -> dict[TP, int]:
         return {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}

@@ -145,3 +145,25 @@ def test_a_recommendation_leaves_in_its_round_and_the_checkpoint_never_holds_up_
     assert loop.committed == {("clicks", 0): 3}
     state = loop.load_state(0, "u1")
     assert state is not None and state.counters == {"view": 2}
+
+
+def test_a_commit_interval_that_passes_while_the_broker_is_slow_waits_for_it_without_blocking_rounds(
+    setup: Setup,
+) -> None:
+    loop, transport = setup.loop, setup.transport
+    setup.round_with(view("u1", 0))
+    transport.answering = False
+    loop.checkpoint()
+    first = loop.completing
+    loop.options.commit_interval = 0.0  # every round is past the interval from now on
+    setup.round_with(view("u1", 1), view("u2", 2))  # returns: nothing waits for acknowledgements
+    assert loop.completing is first and loop.pending  # the second checkpoint has not begun
+    assert setup.produced("recommendations") == [b"u1", b"u1", b"u2"]
+    assert loop._wait() > 0  # nor does the loop spin meanwhile
+
+    transport.answering = True
+    for _ in range(4):
+        loop.run_round()
+    assert loop.completing is None and not loop.pending  # the first completed, then the second
+    assert setup.produced(CHANGELOG) == [b"u1", b"u1", b"u2"]
+    assert loop.committed == {("clicks", 0): 3}
