@@ -133,6 +133,7 @@ class Delivery:
 
     def release(self) -> list[Entry]:
         ready = self.sequencer.release(self.caught_up, self.stalled)
+        self.watermarks.request_wanted()
         self._flow_control()
         return ready
 
@@ -163,7 +164,9 @@ class Delivery:
         """Nothing held and nothing more to read for this partition on any input topic."""
         if self.sequencer.holds(partition):
             return False
-        return all(self.caught_up(t, partition, None, 0) for t in self.topics)
+        idle = all(self.caught_up(t, partition, None, 0) for t in self.topics)
+        self.watermarks.request_wanted()
+        return idle
 
     def commit_offsets(self) -> dict[TP, int]:
         """Per assigned input topic-partition, the next offset to read after everything processed:

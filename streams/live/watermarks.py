@@ -43,6 +43,7 @@ class HighWatermarks:
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._known: dict[TP, LogEnd] = {}
         self._pending: dict[TP, tuple[int, Future[Any]]] = {}  # tp -> (asked at, answer)
+        self._wanted: set[TP] = set()  # judged unknown by `caught_up` since the last `request_wanted`
         self.failures = 0
         self.answered_at_ms: int | None = None  # when the last answer's request was issued
 
@@ -93,14 +94,22 @@ class HighWatermarks:
 
     def caught_up(self, tp: TP, last_offset: int, since_ms: int) -> bool:
         """True if a log end asked at or after `since_ms` has nothing past `last_offset`; otherwise
-        a request is made so a later call can tell."""
+        `tp` is noted for the next `request_wanted`, so a later call can tell."""
         known = self._known.get(tp)
         if known is not None and known.asked_at_ms >= since_ms:
             return known.offset <= last_offset + 1
-        self.request((tp,))
+        self._wanted.add(tp)
         return False
+
+    def request_wanted(self) -> None:
+        """Ask, in one request, for the log ends `caught_up` could not judge: a merge pass over
+        every partition makes one request, not one per waiting partition."""
+        if self._wanted:
+            wanted, self._wanted = self._wanted, set()
+            self.request(sorted(wanted))
 
     def forget(self, partitions: Iterable[TP]) -> None:
         for tp in partitions:
             self._known.pop(tp, None)
             self._pending.pop(tp, None)
+            self._wanted.discard(tp)

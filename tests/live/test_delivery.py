@@ -298,4 +298,5 @@ def test_caught_up_waits_for_nothing_mid_rebalance(partition: int) -> None:
     setup.consumer.assign(("clicks", 1), ("orders", 1))
     caught_up = setup.delivery.caught_up("orders", partition, None, 0)
     assert caught_up is (partition == 0)
+    setup.delivery.watermarks.request_wanted()
     assert setup.admin.requests == ([] if partition == 0 else [[("orders", 1)]])

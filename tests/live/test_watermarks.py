@@ -48,7 +48,10 @@ def test_unknown_until_answered_then_judged_on_the_answer() -> None:
     admin, clock = FakeAdmin(), Clock()
     marks = HighWatermarks(admin, clock)
     assert not marks.caught_up(ORDERS, last_offset=9, since_ms=1_000)
+    assert admin.requests == []  # asked for with the other partitions the merge pass waits on
+    marks.request_wanted()
     assert not marks.caught_up(ORDERS, last_offset=9, since_ms=1_000)
+    marks.request_wanted()
     assert admin.requests == [[ORDERS]]  # one request on its way, not one per call
     marks.collect()
     assert marks.log_end(ORDERS) is None  # not answered yet: collect never waits
@@ -66,10 +69,21 @@ def test_a_log_end_asked_before_the_waiting_event_is_not_enough() -> None:
     marks.collect()
     clock.now = 2_000
     assert not marks.caught_up(ORDERS, last_offset=9, since_ms=1_500)  # asked at 1,000: too old
+    marks.request_wanted()
     assert admin.requests == [[ORDERS], [ORDERS]]
     admin.answer(ORDERS, 10)
     marks.collect()
     assert marks.caught_up(ORDERS, last_offset=9, since_ms=1_500)
+
+
+def test_the_partitions_one_merge_pass_could_not_judge_are_asked_for_in_one_request() -> None:
+    admin, clock = FakeAdmin(), Clock()
+    marks = HighWatermarks(admin, clock)
+    for partition in (2, 0, 1):
+        assert not marks.caught_up(("orders", partition), last_offset=0, since_ms=0)
+    marks.request_wanted()
+    marks.request_wanted()  # nothing new wanted: no request
+    assert admin.requests == [[("orders", 0), ("orders", 1), ("orders", 2)]]
 
 
 def test_one_request_covers_every_waiting_partition_and_a_failure_is_asked_again() -> None:
