@@ -1,7 +1,8 @@
 """Inference throughput of an artifact through `OnnxRecommender`, the class the worker serves with.
 
 One prediction per incoming event is what the stream needs, so throughput is reported as events/s:
-rows scored per second, each a full window of history (the worst case), top-20 included.
+rows scored per second, top-20 included, for shoppers with a 1-event history (a new shopper) and
+with a full window (the worst case: the model reads the whole window on every event).
 
     python -m streams.model.bench models/onnx/default
 """
@@ -20,15 +21,15 @@ from streams.model.features import EVENT_KINDS, History
 from streams.model.runtime import OnnxRecommender
 
 
-def _histories(recommender: OnnxRecommender, count: int, seed: int) -> list[History]:
+def _histories(recommender: OnnxRecommender, count: int, seed: int, length: int) -> list[History]:
     rng = np.random.default_rng(seed)
     ids = recommender.vocab.ids
     kinds = list(EVENT_KINDS[1:5])  # view, add_to_cart, remove_from_cart, search
     out: list[History] = []
     for _ in range(count):
-        ts = 1_700_000_000_000 + np.cumsum(rng.integers(1_000, 120_000, size=recommender.window))
-        items = rng.integers(0, len(ids), size=recommender.window)
-        chosen = rng.choice(len(kinds), size=recommender.window, p=[0.85, 0.08, 0.02, 0.05])
+        ts = 1_700_000_000_000 + np.cumsum(rng.integers(1_000, 120_000, size=length))
+        items = rng.integers(0, len(ids), size=length)
+        chosen = rng.choice(len(kinds), size=length, p=[0.85, 0.08, 0.02, 0.05])
         out.append(
             [
                 (None if kinds[c] == "search" else ids[i], kinds[c], int(t))
@@ -45,34 +46,48 @@ def inference_throughput(
     threads: int = 1,
     k: int = 20,
     seed: int = 0,
+    history_lengths: Sequence[int | None] = (1, None),
 ) -> dict[str, Any]:
-    """events/s and ms per call at each batch size, on `threads` intra-op threads (default 1)."""
+    """events/s and ms per call at each batch size and history length (None: the model's window),
+    on `threads` intra-op threads (default 1). `results` holds the full-window figures by batch
+    size, `by_history` every length's."""
     recommender = OnnxRecommender(artifact_dir, threads=threads)
-    pool = _histories(recommender, max(batch_sizes) * 4, seed)
-    results: dict[int, dict[str, float]] = {}
-    for size in batch_sizes:
-        batches = [pool[i : i + size] for i in range(0, len(pool) - size + 1, size)]
-        recommender.recommend(batches[0], k)  # warm-up: first run allocates
-        calls = 0
-        started = time.perf_counter()
-        while True:
-            recommender.recommend(batches[calls % len(batches)], k)
-            calls += 1
-            elapsed = time.perf_counter() - started
-            if elapsed >= seconds:
-                break
-        results[size] = {"events_per_s": calls * size / elapsed, "ms_per_call": 1000.0 * elapsed / calls}
-        print(
-            f"batch {size:>3}: {results[size]['events_per_s']:>9,.0f} events/s "
-            f"({results[size]['ms_per_call']:.2f} ms per call, {threads} thread(s))"
-        )
+    by_history: dict[int, dict[int, dict[str, float]]] = {}
+    for length in history_lengths:
+        events = length or recommender.window
+        pool = _histories(recommender, max(batch_sizes) * 4, seed, events)
+        by_history[events] = {}
+        for size in batch_sizes:
+            result = _throughput(recommender, pool, size, seconds, k)
+            by_history[events][size] = result
+            print(
+                f"{events:>2}-event history, batch {size:>3}: {result['events_per_s']:>9,.0f} events/s "
+                f"({result['ms_per_call']:.2f} ms per call, {threads} thread(s))"
+            )
     return {
         "version": recommender.version,
         "threads": threads,
         "window": recommender.window,
         "items": len(recommender.vocab.ids),
-        "results": results,
+        "results": by_history.get(recommender.window, {}),
+        "by_history": by_history,
     }
+
+
+def _throughput(
+    recommender: OnnxRecommender, pool: list[History], size: int, seconds: float, k: int
+) -> dict[str, float]:
+    batches = [pool[i : i + size] for i in range(0, len(pool) - size + 1, size)]
+    recommender.recommend(batches[0], k)  # warm-up: first run allocates
+    calls = 0
+    started = time.perf_counter()
+    while True:
+        recommender.recommend(batches[calls % len(batches)], k)
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            break
+    return {"events_per_s": calls * size / elapsed, "ms_per_call": 1000.0 * elapsed / calls}
 
 
 if __name__ == "__main__":
