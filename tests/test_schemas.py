@@ -55,8 +55,19 @@ def test_missing_fields_are_named() -> None:
 def test_item_id_is_required_except_for_search() -> None:
     search = {k: v for k, v in CLICK.items() if k != "item_id"}
     validate("click", {**search, "type": "search", "query": "red shoes"})
-    with pytest.raises(SchemaViolation):
-        validate("click", search)
+    for kind in ("view", "add_to_cart", "remove_from_cart"):
+        with pytest.raises(SchemaViolation) as caught:
+            validate("click", {**search, "type": kind})
+        assert (caught.value.code, caught.value.field) == ("missing_field", "data.item_id")
+
+
+def test_every_click_type_but_search_requires_an_item() -> None:
+    """The condition names the types that need an item (a valid click then raises nothing inside
+    the validator); a new type must be named there too."""
+    schema = load_schema("click")
+    needing = schema["if"]["properties"]["type"]["enum"]
+    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - {"search"})
+    assert schema["then"] == {"required": ["item_id"]}
 
 
 def test_order_items_are_checked() -> None:

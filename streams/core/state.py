@@ -129,7 +129,7 @@ class UserState:
             consent=self.consent,
             timers=dict(self.timers),
             fired=[list(f) for f in self.fired],
-            watch={k: list(v) for k, v in self.watch.items()},
+            watch=dict(self.watch),  # entries are replaced, never changed in place (core.triggers)
             replayed=self.replayed,
             profile=self.profile.copy(),
             intent=self.intent,

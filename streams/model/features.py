@@ -110,6 +110,11 @@ class ItemVocab:
             return UNKNOWN
         return self._index.get(item_id, UNKNOWN)
 
+    def known_indices(self, item_ids: Iterable[str]) -> list[int]:
+        """The indices of the items of `item_ids` in the vocabulary (unknown ones left out)."""
+        found = map(self._index.get, item_ids)
+        return [index for index in found if index is not None]
+
     def item(self, index: int) -> str:
         if index < RESERVED:
             raise KeyError(f"index {index} is reserved")

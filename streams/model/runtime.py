@@ -151,8 +151,7 @@ class OnnxRecommender:
             banned = exclude[row] if exclude is not None else None
             if banned:
                 values = values.copy()
-                indices = [loaded.vocab.index(item) - RESERVED for item in banned if item in loaded.vocab]
-                values[indices] = -np.inf
+                values[np.array(loaded.vocab.known_indices(banned), dtype=np.int64) - RESERVED] = -np.inf
             top = _top_k(values, order, k)
             probabilities = np.exp(values[top].astype(np.float64) - log_norm[row, 0])
             ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
