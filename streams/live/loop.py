@@ -189,12 +189,12 @@ class ProcessingLoop:
         one changed `commit_keys` keys (then it waits for the one before: bounded memory)."""
         if not self._pending_since:
             return False
-        changed = sum(len(rows) for tables in self.pending.writes.values() for rows in tables.values())
-        if changed >= self.options.commit_keys:
-            return True
         # While the broker is slow to acknowledge the one before, rounds go on (their outputs leave
         # at once) and gather in the pending checkpoint rather than waiting for it.
-        return self.completing is None and now - self._pending_since >= self.options.commit_interval
+        if self.completing is None and now - self._pending_since >= self.options.commit_interval:
+            return True
+        changed = sum(len(rows) for tables in self.pending.writes.values() for rows in tables.values())
+        return changed >= self.options.commit_keys
 
     def _offsets_to_commit(self) -> dict[TP, int]:
         return {tp: o for tp, o in self.delivery.commit_offsets().items() if self.committed.get(tp) != o}
