@@ -38,8 +38,16 @@ class ModelRecommender:
         if not requests:
             return []
         k = max(r.k for r in requests)
-        raw = self.runtime.recommend([r.history for r in requests], k, [set(r.exclude) for r in requests])
-        return [Prediction(p.items[: r.k], p.purchase_intent) for p, r in zip(raw, requests, strict=True)]
+        raw = self.runtime.recommend(
+            [r.history for r in requests],
+            k,
+            [set(r.exclude) for r in requests],
+            carried=[r.carried for r in requests],
+            after=[r.after for r in requests],
+        )
+        return [
+            Prediction(p.items[: r.k], p.purchase_intent, p.state) for p, r in zip(raw, requests, strict=True)
+        ]
 
     def swap(self, artifact_dir: Path | str) -> str:
         return self.runtime.swap(artifact_dir)

@@ -99,7 +99,8 @@ def predict(
     k: Annotated[int, typer.Option("--k", min=1)] = 20,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
 ) -> None:
-    """Top-k next items for each prefix (read as views), through the serving runtime."""
+    """Top-k next items for each prefix (read as views), through the serving runtime: the prefix's
+    events are fed one by one, as a worker would receive them."""
     from streams.model.features import views
     from streams.model.runtime import OnnxRecommender
 
@@ -109,7 +110,7 @@ def predict(
     with out.open("w", encoding="utf-8") as f:
         for lo in range(0, len(rows), batch_size):
             chunk = [views(p) for p in rows[lo : lo + batch_size]]
-            for prediction in recommender.recommend(chunk, k):
+            for prediction in recommender.recommend_streamed(chunk, k):
                 f.write(" ".join(item for item, _ in prediction.items) + "\n")
     typer.echo(f"wrote {len(rows):,} rankings to {out} (model {recommender.version})")
 

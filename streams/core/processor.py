@@ -30,10 +30,10 @@ from streams.core.demand import (
 from streams.core.demand import topic_key as demand_key
 from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
-from streams.core.recommend import Prediction, Recommender, RecRequest
+from streams.core.recommend import Carried, Prediction, Recommender, RecRequest
 from streams.core.rules import exclusions, finalize
 from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
-from streams.core.state import StateLimits, UserState, apply_event, is_duplicate
+from streams.core.state import ModelMemory, StateLimits, UserState, apply_event, is_duplicate, sort_key
 from streams.core.timers import Timers
 from streams.core.trending import Trending
 
@@ -159,6 +159,7 @@ class Processor:
         requests: list[RecRequest] = []
         watermarks: list[int] = []
         touched: set[int] = set()
+        chains: dict[str, tuple[int, tuple[int, int, int]]] = {}  # user -> (request, its last event)
 
         def latest(user: str) -> UserState | None:
             if user not in ledger:
@@ -189,7 +190,7 @@ class Processor:
             ledger[event.user_id] = new
             snapshots.setdefault(event.user_id, []).append((index, new))
             results[index].applied = True
-            applied.append(self._request(index, incoming, new, part, requests))
+            applied.append(self._request(index, incoming, state, new, part, requests, chains))
 
         predictions = self.recommender.recommend_batch(requests) if requests and self.recommender else []
         pending = iter(applied)
@@ -291,9 +292,11 @@ class Processor:
         self,
         index: int,
         incoming: Incoming,
+        prior: UserState | None,
         state: UserState,
         part: PartitionState,
         requests: list[RecRequest],
+        chains: dict[str, tuple[int, tuple[int, int, int]]],
     ) -> _Applied:
         if self.recommender is None:
             return _Applied(index, incoming, state, None, None)
@@ -303,7 +306,9 @@ class Processor:
             # Cold start: nothing the model knows yet. Trending as of this event (not the batch end).
             wanted = self.config.top_n + EXTRA_CANDIDATES
             return _Applied(index, incoming, state, None, part.trending.top(wanted, excluded))
-        requests.append(RecRequest(history, excluded, self.config.top_n + EXTRA_CANDIDATES))
+        carried, after = _carried(incoming.event, prior, state, chains.get(state.user_id))
+        requests.append(RecRequest(history, excluded, self.config.top_n + EXTRA_CANDIDATES, carried, after))
+        chains[state.user_id] = (len(requests) - 1, sort_key(state.recent[-1]))
         return _Applied(index, incoming, state, len(requests) - 1, None)
 
     def _schedule_segments(self, state: UserState, after: int) -> None:
@@ -355,6 +360,8 @@ class Processor:
         owner = ledger[event.user_id]
         if owner is not None:  # the batch's events come in order: the last one's stays
             owner.recommendation = compact
+            if step.request is not None and (carried := predictions[step.request].state) is not None:
+                owner.model = ModelMemory(carried[0], sort_key(facts.recent[-1]), carried[1])
         if candidate is not None and owner is not None:
             value = triggers.admit(facts, owner, candidate, self.config)
             if value is not None:
@@ -402,6 +409,27 @@ class Processor:
                 timers.add(partition, following, user, segments.TIMER)
         values = self.segments.update(facts, owner, None, due, f"{segments.TIMER}@{due}")
         return [Output(AUDIENCE_SEGMENTS, user, v) for v in values]
+
+
+def _carried(
+    event: UserEvent,
+    prior: UserState | None,
+    state: UserState,
+    chain: tuple[int, tuple[int, int, int]] | None,
+) -> tuple[Carried | None, int | None]:
+    """What a step-mode model can start this event from: the state of the shopper's previous request
+    in this batch, or the one the shopper's state holds, when it ends exactly at the event before
+    this one and this one is the newest (an event that arrived out of order is read whole)."""
+    recent = state.recent
+    if len(recent) < 2 or recent[-1].event_id != event.event_id:
+        return None, None
+    previous = sort_key(recent[-2])
+    if chain is not None and chain[1] == previous:
+        return None, chain[0]
+    memory = prior.model if prior is not None else None
+    if memory is not None and memory.through == previous:
+        return (memory.version, memory.vector), None
+    return None, None
 
 
 def recommendation_value(user_id: str, compact: list[Any]) -> dict[str, Any]:

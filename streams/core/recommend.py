@@ -11,17 +11,26 @@ from typing import Protocol
 HistoryEntry = tuple[str | None, str, int]
 
 
+# A model's carried state: (artifact version, bytes). What a prediction returns can be handed back.
+Carried = tuple[str, bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class RecRequest:
     history: tuple[HistoryEntry, ...]
     exclude: frozenset[str]
     k: int
+    # A step-mode model's state after history[:-1], when the shopper's state holds it ...
+    carried: Carried | None = None
+    # ... or the index of an earlier request of the same batch whose history is history[:-1].
+    after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
     items: list[tuple[str, float]]  # best first
     purchase_intent: float
+    state: Carried | None = None  # a step-mode model's state after the request's history
 
 
 class Recommender(Protocol):

@@ -86,6 +86,36 @@ class Session:
     derived: bool  # True when the frontend sent no session_id and we split on inactivity
 
 
+@dataclass(frozen=True, slots=True)
+class ModelMemory:
+    """What a step-mode model carries for the shopper from one event to the next: its state after
+    the event whose sort key is `through`, under the artifact `version`. Opaque bytes to the core; a
+    state for another version, or one that does not end at the event before the next one, is not
+    used (the model then reads the recent events whole)."""
+
+    version: str
+    through: tuple[int, int, int]  # (ts, source_rank, seq) of the last event it has read
+    vector: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.version, *self.through, self.vector]
+
+    def describe(self) -> dict[str, Any]:
+        return {"version": self.version, "through_ts": self.through[0], "bytes": len(self.vector)}
+
+    @classmethod
+    def from_wire(cls, raw: list[Any] | None) -> ModelMemory | None:
+        if raw is None:
+            return None
+        version, ts, rank, seq, vector = raw
+        return cls(version, (ts, rank, seq), vector)
+
+
+def sort_key(event: RecentEvent) -> tuple[int, int, int]:
+    """What orders `UserState.recent`, and names one of its events for a `ModelMemory`."""
+    return (event.ts, event.source_rank, event.seq)
+
+
 @dataclass(slots=True)
 class UserState:
     user_id: str
@@ -110,6 +140,7 @@ class UserState:
     segments: list[str] = field(default_factory=list)  # ids of the segments the shopper is in, sorted
     # the latest recommendation, compact (streams.core.processor.recommendation_value reads it)
     recommendation: list[Any] | None = None
+    model: ModelMemory | None = None  # written after the model, like `recommendation`
 
     def copy(self) -> UserState:
         return UserState(
@@ -135,6 +166,7 @@ class UserState:
             intent=self.intent,
             segments=list(self.segments),
             recommendation=self.recommendation,  # never mutated: replaced whole
+            model=self.model,  # immutable
         )
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
@@ -168,6 +200,7 @@ class UserState:
             "f": self.profile.to_wire(),
             "g": [self.intent, self.segments],
             "l": self.recommendation,
+            "m": None if self.model is None else self.model.to_wire(),
         }
 
     @classmethod
@@ -195,6 +228,7 @@ class UserState:
             intent=intent,
             segments=segments,
             recommendation=raw.get("l"),  # states written before it have none
+            model=ModelMemory.from_wire(raw.get("m")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,6 +276,7 @@ class UserState:
             "intent": self.intent,
             "segments": list(self.segments),
             "recommendation": None if self.recommendation is None else self.recommendation[0],  # rec_id
+            "model_state": None if self.model is None else self.model.describe(),
         }
 
 

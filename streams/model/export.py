@@ -1,7 +1,9 @@
-"""ONNX export of a trained `SessionNet` into an artifact directory: `model.onnx` + `metadata.json`.
+"""ONNX export of a trained `SessionNet` into an artifact directory: `model.onnx` (the window
+graph), `step.onnx` (the step graph) and `metadata.json`.
 
-The export is only accepted after a parity check: ONNX Runtime and PyTorch must agree within 1e-4 on
-random inputs and on real ones from the training data, so what was validated is what is served.
+The export is only accepted after parity checks: ONNX Runtime and PyTorch must agree within 1e-4 on
+random inputs and on real ones from the training data, so what was validated is what is served; and
+the step graph run on the window graph's state must give the window graph's answer.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from streams.model.features import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     RESERVED,
+    STEP_INPUT_NAMES,
+    STEP_OUTPUT_NAMES,
+    WINDOW_OUTPUT_NAMES,
     FeaturizerConfig,
     ItemVocab,
 )
-from streams.model.net import ExportWrapper, SessionNet
-from streams.model.runtime import FORMAT, METADATA_FILE, MODEL_FILE
+from streams.model.net import ExportWrapper, SessionNet, StepWrapper
+from streams.model.runtime import FORMAT, METADATA_FILE, MODEL_FILE, STEP_FILE
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -58,33 +63,45 @@ def export_model(
     example = random_inputs(model, batch=2, seed=0)
     path = out_dir / MODEL_FILE
     tmp = out_dir / f".{MODEL_FILE}.tmp"
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript and does
-        # not yet export nn.GRU cleanly; this path is well tested for our ops.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES),
-            str(tmp),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={
-                **{name: {0: "batch", 1: "time"} for name in INPUT_NAMES},
-                "logits": {0: "batch"},
-                "intent": {0: "batch"},
-            },
-        )
+    _export(
+        wrapper,
+        tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES),
+        tmp,
+        INPUT_NAMES,
+        WINDOW_OUTPUT_NAMES,
+        {
+            **{name: {0: "batch", 1: "time"} for name in INPUT_NAMES},
+            **{name: {0: "batch"} for name in WINDOW_OUTPUT_NAMES},
+        },
+    )
     onnx_bytes = tmp.read_bytes()
+    step_tmp = out_dir / f".{STEP_FILE}.tmp"
+    state = torch.zeros(2, model.config.state_size)
+    _export(
+        StepWrapper(model).eval(),
+        (state, *(torch.from_numpy(example[name][:, : model.config.attend]) for name in INPUT_NAMES)),
+        step_tmp,
+        STEP_INPUT_NAMES,
+        STEP_OUTPUT_NAMES,
+        {
+            "state": {0: "batch"},
+            **{name: {0: "batch", 1: "time"} for name in INPUT_NAMES},
+            **{name: {0: "batch"} for name in STEP_OUTPUT_NAMES},
+        },
+    )
+    step_bytes = step_tmp.read_bytes()
     parity = {"random": check_parity(model, onnx_bytes, random_inputs(model, batch=64, seed=1))}
     if real_inputs is not None:
         parity["real"] = check_parity(model, onnx_bytes, real_inputs)
+    parity["step"] = check_step_parity(model, onnx_bytes, step_bytes, random_inputs(model, batch=64, seed=2))
+    if real_inputs is not None:
+        parity["step_real"] = check_step_parity(model, onnx_bytes, step_bytes, real_inputs)
     os.replace(tmp, path)
+    os.replace(step_tmp, out_dir / STEP_FILE)
 
     metadata: dict[str, Any] = {
         "format": FORMAT,
-        "version": artifact_version(onnx_bytes, vocab.ids),
+        "version": artifact_version(onnx_bytes + step_bytes, vocab.ids),
         "command": command,
         "model": {
             "file": MODEL_FILE,
@@ -94,6 +111,13 @@ def export_model(
             "architecture": "GRU + attention readout, NISER-normalised tied item embeddings (SessionNet)",
             "net": model.config.to_dict(),
         },
+        "serving": {
+            "mode": "step",
+            "step_file": STEP_FILE,
+            "step_sha256": hashlib.sha256(step_bytes).hexdigest(),
+            "state_size": model.config.state_size,
+            "attend": model.config.attend,
+        },
         "inputs": [
             {"name": name, "dtype": "int64", "shape": ["batch", "time"], "max_time": featurizer.window}
             for name in INPUT_NAMES
@@ -101,6 +125,7 @@ def export_model(
         "outputs": [
             {"name": "logits", "dtype": "float32", "shape": ["batch", len(vocab)]},
             {"name": "intent", "dtype": "float32", "shape": ["batch"]},
+            {"name": "state", "dtype": "float32", "shape": ["batch", model.config.state_size]},
         ],
         "featurizer": {
             **featurizer.to_dict(),
@@ -118,6 +143,30 @@ def export_model(
     tmp_meta.write_text(json.dumps(metadata, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp_meta, out_dir / METADATA_FILE)
     return metadata
+
+
+def _export(
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    axes: dict[str, dict[int, str]],
+) -> None:
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript and does
+        # not yet export nn.GRU cleanly; this path is well tested for our ops.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=axes,
+        )
 
 
 def random_inputs(model: SessionNet, batch: int, seed: int) -> dict[str, np.ndarray]:
@@ -144,7 +193,8 @@ def check_parity(model: SessionNet, onnx_bytes: bytes, inputs: dict[str, np.ndar
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     logits, intent = session.run(list(OUTPUT_NAMES), {k: inputs[k] for k in INPUT_NAMES})
     with torch.no_grad():
-        ref = ExportWrapper(model).eval()(*(torch.from_numpy(inputs[k]) for k in INPUT_NAMES))
+        ref = model.eval()(*(torch.from_numpy(inputs[k]) for k in INPUT_NAMES))
+        ref = ref[0], torch.sigmoid(ref[1])
     diff = {
         "logits": float(np.abs(logits[:, RESERVED:] - ref[0].numpy()[:, RESERVED:]).max()),
         "intent": float(np.abs(intent - ref[1].numpy()).max()),
@@ -152,4 +202,38 @@ def check_parity(model: SessionNet, onnx_bytes: bytes, inputs: dict[str, np.ndar
     }
     if max(diff["logits"], diff["intent"]) > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree beyond {PARITY_TOLERANCE}: {diff}")
+    return diff
+
+
+def check_step_parity(
+    model: SessionNet, window_bytes: bytes, step_bytes: bytes, inputs: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Max absolute difference between the window graph on whole histories and the step graph run on
+    the window graph's state after all but the last event (all zeros for a first event); raises
+    above the tolerance."""
+    window = ort.InferenceSession(window_bytes, providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(step_bytes, providers=["CPUExecutionProvider"])
+    lengths = (inputs["kinds"] > 0).sum(1)
+    whole = {k: inputs[k] for k in INPUT_NAMES}
+    full = dict(zip(WINDOW_OUTPUT_NAMES, window.run(list(WINDOW_OUTPUT_NAMES), whole), strict=True))
+    before = {k: v.copy() for k, v in whole.items()}
+    for name in INPUT_NAMES:
+        before[name][np.arange(len(lengths)), np.maximum(lengths - 1, 0)] = 0
+    carried = window.run([WINDOW_OUTPUT_NAMES[-1]], before)[0]
+    carried[lengths <= 1] = 0.0
+    attend = model.config.attend
+    tail = {name: np.zeros((len(lengths), attend), dtype=np.int64) for name in INPUT_NAMES}
+    for row, n in enumerate(lengths):
+        lo = max(0, n - attend)
+        for name in INPUT_NAMES:
+            tail[name][row, : n - lo] = inputs[name][row, lo:n]
+    stepped = step.run(list(STEP_OUTPUT_NAMES), {"state": carried.astype(np.float32), **tail})
+    diff = {
+        "logits": float(np.abs(stepped[0][:, RESERVED:] - full["logits"][:, RESERVED:]).max()),
+        "intent": float(np.abs(stepped[1] - full["intent"]).max()),
+        "state": float(np.abs(stepped[2] - full["state"]).max()),
+        "rows": len(lengths),
+    }
+    if max(diff["logits"], diff["intent"], diff["state"]) > PARITY_TOLERANCE:
+        raise RuntimeError(f"step and window graphs disagree beyond {PARITY_TOLERANCE}: {diff}")
     return diff

@@ -44,6 +44,12 @@ _OTHER_KIND = _KIND_INDEX["other"]
 
 INPUT_NAMES: tuple[str, ...] = ("items", "kinds", "gaps")
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "intent")
+# A step-mode artifact's graphs: the window graph also returns the state to carry; the step graph
+# takes that state and the newest events (the new one last) and returns the next state.
+STATE_NAME = "state"
+WINDOW_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, STATE_NAME)
+STEP_INPUT_NAMES: tuple[str, ...] = (STATE_NAME, *INPUT_NAMES)
+STEP_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, "next_state")
 
 History = Sequence[tuple[str | None, str, int]]
 
@@ -163,21 +169,27 @@ class Featurizer:
             previous_ts = ts
         return items, kinds, gaps
 
-    def encode_one(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The last `window` events. One event before the window is kept for its timestamp, so the
-        first visible gap is the real one: truncation changes only which events are visible."""
-        window = self.config.window
+    def encode_one(
+        self, history: History, window: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last `window` events (the configured window by default). One event before them is
+        kept for its timestamp, so the first visible gap is the real one: truncation changes only
+        which events are visible."""
+        window = self.config.window if window is None else window
         tail = history[-(window + 1) :] if len(history) > window else history
         items, kinds, gaps = self.encode_sequence(tail)
         return items[-window:], kinds[-window:], gaps[-window:]
 
-    def encode(self, histories: Iterable[History], pad_to: int | None = None) -> dict[str, np.ndarray]:
+    def encode(
+        self, histories: Iterable[History], pad_to: int | None = None, window: int | None = None
+    ) -> dict[str, np.ndarray]:
         """Model inputs for a batch: int64 arrays `items`, `kinds`, `gaps` of shape [batch, T].
 
         T is the longest (windowed) history in the batch, at least 1, or `pad_to`. An empty history
         becomes an all-padding row; the model still answers for it (a popularity-like guess).
+        `window`: see `encode_one` (a step graph reads fewer events than the window graph).
         """
-        rows = [self.encode_one(h) for h in histories]
+        rows = [self.encode_one(h, window) for h in histories]
         width = max([1, *(len(r[0]) for r in rows)]) if pad_to is None else pad_to
         out = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUT_NAMES}
         for b, row in enumerate(rows):

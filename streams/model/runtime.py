@@ -1,7 +1,16 @@
 """`OnnxRecommender`: the one class that serves the model (stream, replay, predict, evaluate, bench).
 
-It loads an artifact directory (`model.onnx` + `metadata.json`), featurizes many histories at once
-with the shared featurizer and runs one ONNX Runtime call per batch. No torch here.
+It loads an artifact directory (`model.onnx` + `metadata.json`, and `step.onnx` for an artifact in
+step mode), featurizes many histories at once with the shared featurizer and runs a few ONNX Runtime
+calls per batch. No torch here.
+
+Serving modes (the artifact's metadata says which it has):
+- window: every prediction reads the shopper's whole window (up to 50 events) again;
+- step: a prediction also returns the model's state after the history; given that state back with
+  the next event, the step graph reads one event (plus the few newest for the readout), so an event
+  costs the same whatever the history. A row without a usable state (none yet, another model
+  version, an event that arrived out of order) is read whole by the window graph, which also returns
+  its state.
 
 Hot swap: everything one artifact needs (session, vocabulary, featurizer, metadata) lives in one
 immutable `_Loaded` object. `recommend` reads the reference once, so a batch that started on the old
@@ -24,6 +33,10 @@ from streams.model.features import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     RESERVED,
+    STATE_NAME,
+    STEP_INPUT_NAMES,
+    STEP_OUTPUT_NAMES,
+    WINDOW_OUTPUT_NAMES,
     Featurizer,
     FeaturizerConfig,
     History,
@@ -32,6 +45,7 @@ from streams.model.features import (
 )
 
 MODEL_FILE = "model.onnx"
+STEP_FILE = "step.onnx"
 # Sequence widths a batch is padded to (then the full window). Each width present in a batch costs
 # a graph call of its own, and a live round holds a few events: fewer widths, fewer calls, at the
 # price of padding short histories further (the graph is causal and masked: same answers).
@@ -44,6 +58,19 @@ FORMAT = "streams-onnx/1"
 class Prediction:
     items: list[tuple[str, float]]  # (item id, probability over the catalogue), best first
     purchase_intent: float
+    # step mode: (artifact version, the model's state after the history as float32 bytes); handed
+    # back as `carried` with the shopper's next event
+    state: Carried | None = None
+
+
+Carried = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    session: ort.InferenceSession
+    state_size: int
+    attend: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +80,7 @@ class _Loaded:
     vocab: ItemVocab
     featurizer: Featurizer
     metadata: dict[str, Any] = field(repr=False)
+    step: _Step | None = None
 
     @property
     def version(self) -> str:
@@ -64,6 +92,23 @@ def _load(artifact_dir: Path | str, threads: int) -> _Loaded:
     metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported artifact format {metadata.get('format')!r}")
+    session = _session(directory / metadata["model"]["file"], threads)
+    serving = metadata.get("serving", {"mode": "window"})
+    outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
+    _check_names(directory, session, INPUT_NAMES, outputs)
+    step = None
+    if serving["mode"] == "step":
+        step_session = _session(directory / serving["step_file"], threads)
+        _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
+        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]))
+    elif serving["mode"] != "window":
+        raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
+    vocab = ItemVocab(metadata["vocabulary"]["items"])
+    featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
+    return _Loaded(directory, session, vocab, featurizer, metadata, step)
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     # One intra-op thread by default: the worker runs one partition per process, and batching, not
     # threads, is what buys throughput there.
@@ -75,17 +120,15 @@ def _load(artifact_dir: Path | str, threads: int) -> _Loaded:
     # needed: one backlog batch after a restart (256 events of long histories) pinned ~70 MiB in a
     # worker for good. Plain allocations cost nothing measurable at our batch sizes.
     options.enable_cpu_mem_arena = False
-    session = ort.InferenceSession(
-        str(directory / metadata["model"]["file"]), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _check_names(
+    directory: Path, session: ort.InferenceSession, inputs: tuple[str, ...], outputs: tuple[str, ...]
+) -> None:
     names = tuple(i.name for i in session.get_inputs()), tuple(o.name for o in session.get_outputs())
-    if names != (INPUT_NAMES, OUTPUT_NAMES):
-        raise ValueError(
-            f"{directory}: graph has inputs/outputs {names}, expected {(INPUT_NAMES, OUTPUT_NAMES)}"
-        )
-    vocab = ItemVocab(metadata["vocabulary"]["items"])
-    featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
-    return _Loaded(directory, session, vocab, featurizer, metadata)
+    if names != (inputs, outputs):
+        raise ValueError(f"{directory}: graph has inputs/outputs {names}, expected {(inputs, outputs)}")
 
 
 class OnnxRecommender:
@@ -117,80 +160,197 @@ class OnnxRecommender:
         self._loaded = loaded
         return loaded.version
 
+    @property
+    def steps(self) -> bool:
+        """True when the artifact carries a state from event to event (step mode)."""
+        return self._loaded.step is not None
+
     def score(self, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
         """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch]."""
-        return self._run(self._loaded, histories)
+        logits, intent, _ = self._run(self._loaded, histories)
+        return logits, intent
 
     def recommend(
         self,
         histories: Sequence[History],
         k: int,
         exclude: Sequence[set[str]] | None = None,
+        carried: Sequence[Carried | None] | None = None,
+        after: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
         """Top-k items (best first, ties by item id) and purchase intent for each history.
 
         `exclude[i]` is removed from row i before the top-k, so a row still gets k items when the
         catalogue allows. Item scores are probabilities under the model's softmax over the whole
         catalogue (before exclusion).
+
+        Step mode: `carried[i]` is the state a prediction returned for `histories[i][:-1]`, and
+        `after[i]` names an earlier row of this batch whose history is `histories[i][:-1]` (its state
+        is not known before this call). A state of another artifact version is not used.
         """
-        if exclude is not None and len(exclude) != len(histories):
-            raise ValueError(f"{len(exclude)} exclude sets for {len(histories)} histories")
+        for name, given in (("exclude", exclude), ("carried", carried), ("after", after)):
+            if given is not None and len(given) != len(histories):
+                raise ValueError(f"{len(given)} {name} entries for {len(histories)} histories")
         if not histories:
             return []
         loaded = self._loaded  # one read: the whole batch uses one artifact even if swap() runs now
-        logits, intent = self._run(loaded, histories)
-        scores = logits[:, RESERVED:]
-        # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
-        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
-        peak = scores.max(axis=1, keepdims=True)
-        log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
-        order = loaded.vocab.order[RESERVED:]
-        out: list[Prediction] = []
-        for row in range(len(histories)):
-            values = scores[row]
-            banned = exclude[row] if exclude is not None else None
-            if banned:
-                values = values.copy()
-                values[np.array(loaded.vocab.known_indices(banned), dtype=np.int64) - RESERVED] = -np.inf
-            top = _top_k(values, order, k)
-            probabilities = np.exp(values[top].astype(np.float64) - log_norm[row, 0])
-            ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
-            items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
-            out.append(Prediction(items=items, purchase_intent=float(intent[row])))
-        return out
+        outputs = self._run(loaded, histories, carried, after)
+        return _predictions(loaded, outputs, range(len(histories)), k, exclude)
+
+    def recommend_streamed(self, histories: Sequence[History], k: int) -> list[Prediction]:
+        """What a worker would answer after each history's last event, the events fed one by one
+        from the first: in step mode, one step per event, each from the state of the one before."""
+        if not histories:
+            return []
+        loaded = self._loaded
+        if loaded.step is None:
+            return self.recommend(histories, k)
+        rows: list[History] = []
+        after: list[int | None] = []
+        last: list[int] = []
+        for history in histories:
+            for n in range(1, len(history) + 1):
+                after.append(len(rows) - 1 if n > 1 else None)
+                rows.append(history[:n])
+            if not history:
+                after.append(None)
+                rows.append(history)
+            last.append(len(rows) - 1)
+        outputs = self._run(loaded, rows, None, after)
+        return _predictions(loaded, outputs, last, k, None)
 
     @staticmethod
-    def _run(loaded: _Loaded, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
-        # Bit-identical answers whatever the batch: a replay batches differently from a live worker and
-        # must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats
-        # only when the shapes are the same. So a row's width is chosen by its own length alone (the
-        # smallest bucket that holds it: short histories stay cheap), rows of one width run together,
-        # and every group has an even number of rows: the matrix kernels take rows in pairs, and an
-        # odd last row goes a one-row path whose sums differ in the last bit.
-        window = loaded.featurizer.config.window
-        if not histories:
-            logits, intent = loaded.session.run(list(OUTPUT_NAMES), loaded.featurizer.encode([[], []]))
-            return logits[:0], intent[:0]
-        buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
-        groups: dict[int, list[int]] = {}
-        for index, history in enumerate(histories):
-            length = min(len(history), window)
-            groups.setdefault(next(b for b in buckets if b >= length), []).append(index)
-        logits: np.ndarray | None = None
-        intent: np.ndarray | None = None
-        for width, members in sorted(groups.items()):
-            rows = [histories[i] for i in members]
-            if len(rows) % 2:
-                rows.append([])
-            inputs = loaded.featurizer.encode(rows, pad_to=width)
-            part_logits, part_intent = loaded.session.run(list(OUTPUT_NAMES), inputs)
-            if logits is None or intent is None:
-                logits = np.empty((len(histories), part_logits.shape[1]), dtype=part_logits.dtype)
-                intent = np.empty(len(histories), dtype=part_intent.dtype)
-            logits[members] = part_logits[: len(members)]
-            intent[members] = part_intent[: len(members)]
-        assert logits is not None and intent is not None
-        return logits, intent
+    def _run(
+        loaded: _Loaded,
+        histories: Sequence[History],
+        carried: Sequence[Carried | None] | None = None,
+        after: Sequence[int | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if loaded.step is None:
+            logits, intent = _run_window(loaded, histories, range(len(histories)), OUTPUT_NAMES)[:2]
+            return logits, intent, None
+        step = loaded.step
+        n = len(histories)
+        start = np.zeros((n, step.state_size), dtype=np.float32)  # the state each stepped row starts from
+        whole: list[int] = []  # rows the window graph reads whole
+        ready: list[int] = []  # rows the step graph can take now
+        waiting: dict[int, int] = {}  # row -> the earlier row whose state it starts from
+        width = 4 * step.state_size
+        for row in range(n):
+            earlier = after[row] if after is not None else None
+            given = carried[row] if carried is not None else None
+            if earlier is not None:
+                if not 0 <= earlier < row:
+                    raise ValueError(f"row {row} cannot start from row {earlier}")
+                waiting[row] = earlier
+            elif (
+                histories[row]
+                and given is not None
+                and given == (loaded.version, given[1])
+                and len(given[1]) == width
+            ):
+                start[row] = np.frombuffer(given[1], dtype=np.float32)
+                ready.append(row)
+            elif len(histories[row]) == 1:
+                ready.append(row)  # a first event: the state before it is all zeros
+            else:
+                whole.append(row)
+        logits, intent, states = _run_window(loaded, histories, whole, WINDOW_OUTPUT_NAMES)
+        done = set(whole)
+        while True:  # one step call per wave: a shopper's k-th event of the batch is in wave k
+            for row in [row for row, earlier in waiting.items() if earlier in done]:
+                start[row] = states[waiting.pop(row)]
+                ready.append(row)
+            if not ready:
+                return logits, intent, states
+            ready.sort()
+            _run_step(loaded, step, histories, ready, start, (logits, intent, states))
+            done.update(ready)
+            ready = []
+
+
+def _predictions(
+    loaded: _Loaded,
+    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    rows: Sequence[int],
+    k: int,
+    exclude: Sequence[set[str]] | None,
+) -> list[Prediction]:
+    """Top-k and intent of `rows` of the graph outputs (`exclude` is indexed like `rows`)."""
+    logits, intent, states = outputs
+    scores = logits[rows, RESERVED:] if len(rows) != len(logits) else logits[:, RESERVED:]
+    # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
+    # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
+    peak = scores.max(axis=1, keepdims=True)
+    log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
+    order = loaded.vocab.order[RESERVED:]
+    ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
+    out: list[Prediction] = []
+    for position, row in enumerate(rows):
+        values = scores[position]
+        banned = exclude[position] if exclude is not None else None
+        if banned:
+            values = values.copy()
+            values[np.array(loaded.vocab.known_indices(banned), dtype=np.int64) - RESERVED] = -np.inf
+        top = _top_k(values, order, k)
+        probabilities = np.exp(values[top].astype(np.float64) - log_norm[position, 0])
+        items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
+        state = None if states is None else (loaded.version, states[row].tobytes())
+        out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
+    return out
+
+
+def _run_window(
+    loaded: _Loaded, histories: Sequence[History], rows: Sequence[int], outputs: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The window graph on `histories[rows]`; returns arrays for all of `histories`, filled at `rows`.
+
+    Bit-identical answers whatever the batch: a replay batches differently from a live worker and
+    must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats only
+    when the shapes are the same. So a row's width is chosen by its own length alone (the smallest
+    bucket that holds it: short histories stay cheap), rows of one width run together, and every
+    group has an even number of rows: the matrix kernels take rows in pairs, and an odd last row goes
+    a one-row path whose sums differ in the last bit."""
+    window = loaded.featurizer.config.window
+    empty = loaded.session.run(list(outputs), loaded.featurizer.encode([[], []]))
+    n = len(histories)
+    arrays = [np.zeros((n, *part.shape[1:]), dtype=part.dtype) for part in empty]
+    if len(arrays) == 2:
+        arrays.append(np.zeros((n, 0), dtype=np.float32))
+    buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
+    groups: dict[int, list[int]] = {}
+    for index in rows:
+        length = min(len(histories[index]), window)
+        groups.setdefault(next(b for b in buckets if b >= length), []).append(index)
+    for width, members in sorted(groups.items()):
+        batch = [histories[i] for i in members]
+        if len(batch) % 2:
+            batch.append([])
+        parts = loaded.session.run(list(outputs), loaded.featurizer.encode(batch, pad_to=width))
+        for array, part in zip(arrays, parts, strict=False):
+            array[members] = part[: len(members)]
+    return arrays[0], arrays[1], arrays[2]
+
+
+def _run_step(
+    loaded: _Loaded,
+    step: _Step,
+    histories: Sequence[History],
+    rows: list[int],
+    start: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """The step graph on `rows` (each from its `start` state), written into `out` at those rows. Every
+    call has the same width and an even number of rows, as `_run_window` explains."""
+    batch = [histories[i] for i in rows]
+    state = start[rows]
+    if len(batch) % 2:
+        batch.append([])
+        state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
+    inputs = loaded.featurizer.encode(batch, pad_to=step.attend, window=step.attend)
+    parts = step.session.run(list(STEP_OUTPUT_NAMES), {STATE_NAME: state, **inputs})
+    for array, part in zip(out, parts, strict=True):
+        array[rows] = part[: len(rows)]
 
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
@@ -224,5 +384,5 @@ class RecommenderRanker:
         out: list[list[str]] = []
         for lo in range(0, len(prefixes), self.batch_size):
             chunk = [views(p) for p in prefixes[lo : lo + self.batch_size]]
-            out.extend([item for item, _ in p.items] for p in self.recommender.recommend(chunk, k))
+            out.extend([item for item, _ in p.items] for p in self.recommender.recommend_streamed(chunk, k))
         return out

@@ -11,7 +11,7 @@ from streams.core.events import Click, Order, OrderLine, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor, recommendation_value
 from streams.core.state import UserState
 from streams.core.timers import TimerIndex
-from tests.core.fakes import FakeRecommender
+from tests.core.fakes import CarryingFake, FakeRecommender, fold
 
 T0 = 1_700_000_000_000
 
@@ -244,3 +244,41 @@ def test_redelivered_batch_emits_nothing_new() -> None:
     driver.offsets.clear()  # the same offsets again, as after a crash
     again = driver.run(events)
     assert recs_of(again) == [] and triggers_of(again) == []
+
+
+def test_a_step_model_gets_the_state_of_the_event_before_whatever_the_batching() -> None:
+    """The state each shopper ends with is the model's fold over exactly its recent events, whether
+    the events came one per batch or many; and after each shopper's first request, every event
+    starts from a carried state instead of re-reading the history."""
+    events = [e for e in _random_traffic(5) if e.ts < T0 + 400 * 20 * MINUTE]
+    runs = {}
+    for size in (1, 7, 600):
+        model = CarryingFake()
+        driver = Driver(Processor(model, RulesConfig()), batch_size=size)
+        outputs = driver.run(events)
+        for user, state in driver.states.items():
+            history = tuple((e.item_id, e.kind, e.ts) for e in state.recent)
+            assert len(state.recent) < 50  # else the fold over recent would not be the whole past
+            assert state.model is not None and state.model.vector == fold(b"", history), (size, user)
+            newest = state.recent[-1]
+            assert state.model.through == (newest.ts, newest.source_rank, newest.seq)
+        assert model.whole == len(driver.states) and model.carried > 10 * model.whole, size
+        runs[size] = (outputs, driver.states)
+    assert runs[1] == runs[7] == runs[600]
+
+
+def test_an_event_out_of_order_or_another_model_version_reads_the_history_whole() -> None:
+    model = CarryingFake()
+    driver = Driver(Processor(model, RulesConfig()))
+    driver.run([click(1, "u", T0), click(2, "u", T0 + 1000)])
+    assert (model.whole, model.carried) == (1, 1)
+    driver.run([click(3, "u", T0 + 500)])  # older than the newest event: inserted, not appended
+    assert (model.whole, model.carried) == (2, 1)
+    driver.run([click(4, "u", T0 + 2000)])
+    assert (model.whole, model.carried) == (2, 2)
+    model.version = "carrying-2"  # a swapped model cannot use the old one's state
+    driver.run([click(5, "u", T0 + 3000)])
+    assert (model.whole, model.carried) == (3, 2)
+    state = driver.states["u"]
+    assert state.model is not None and state.model.version == "carrying-2"
+    assert UserState.from_wire(msgpack.unpackb(msgpack.packb(state.to_wire()))) == state
