@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.codec import REPLAY_HEADER, encode_value, header_value
+from streams.collector import settle
 from streams.config import PARTITION_TABLE, STATE_TABLE, Settings
 from streams.core.catalog import CatalogItem
 from streams.core.events import Position
@@ -410,9 +411,8 @@ class ProcessingLoop:
                 gc.enable()
         # What lives as long as the worker (the model, the catalog, the host's objects) leaves the
         # collector's reach: a full collection otherwise walks it all, a pause of tens of ms that
-        # every event in flight waits out.
-        gc.collect()
-        gc.freeze()
+        # every event in flight waits out. Collections are rare from then on (streams.collector).
+        settle()
 
     def _revoked(self, numbers: set[int]) -> None:
         """Before the partitions go: what was processed of them becomes durable and committed."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.codec import MAX_VALUE_BYTES
+from streams.collector import rare_collections
 from streams.core.config import RulesConfig
 from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
@@ -117,7 +118,8 @@ def run_offline(
     rules = variant.rules_config()
     processor = Processor(recommender, rules, catalog={})
     started = time.perf_counter()
-    result = OfflineEngine(processor, partitions, max_message_bytes=max_message_bytes).run(records)
+    with rare_collections():
+        result = OfflineEngine(processor, partitions, max_message_bytes=max_message_bytes).run(records)
     return OfflineRun(variant, recommender.version, rules, result, partitions, time.perf_counter() - started)
 
 

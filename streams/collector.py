@@ -1,0 +1,39 @@
+"""Python's cyclic garbage collector, set for processes that make many short-lived objects per event.
+
+Each event allocates a few hundred objects (the decoded value, a state copy, the recommendation) and
+almost none of them end up in a reference cycle. At CPython's default thresholds (700, 10, 10) a
+young collection ran every few events and an old one every few hundred, each walking everything the
+process keeps (the states it holds, the catalog, the log being replayed): a third of the offline
+replay's time, and pauses of tens of milliseconds that every event in flight of a live worker waits
+out. Rarer collections keep the same memory within a few MiB, since so little is cyclic garbage.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Young collections every 50,000 net allocations (a batch or two), older generations rarely.
+THRESHOLDS = (50_000, 50, 100)
+
+
+def settle() -> None:
+    """For a long-running process once it has loaded what it keeps for good (model, catalog, the
+    framework's objects): collect once, put what is alive out of the collector's reach, and make
+    collections rare from now on."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
+
+
+@contextmanager
+def rare_collections() -> Iterator[None]:
+    """The thresholds of `settle` for the duration of a block (an offline replay), then the previous
+    ones again."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
