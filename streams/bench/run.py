@@ -183,6 +183,14 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     def versus_reference(name: str) -> float:
         return max_rate[name]["throughput"] / reference if reference else 0.0
 
+    def model_rate(history: int | None) -> float:
+        """Model events/s at batch 64 for a `history`-event history (None: the full window)."""
+        inference = results.get("inference") or {}
+        length = history if history is not None else inference.get("window")
+        by_length = {str(k): v for k, v in inference.get("by_history", {}).items()}  # JSON keys are strings
+        run = {str(k): v for k, v in by_length.get(str(length), {}).items()}.get("64")
+        return run["events_per_s"] if run else float("nan")
+
     def p99_at(rate: int) -> float:
         run = next((r for r in results["worker"] if r["offered_rate"] == rate), None)
         return run["p99_ms"] if run else float("nan")
@@ -207,6 +215,13 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             "state bytes per active user",
             results["state"]["mean_bytes"],
             TARGETS["state_bytes_per_user"],
+            "<=",
+        ),
+        ("model events/s, batch 64", model_rate(None), TARGETS["model_events_per_s_at_64"], ">="),
+        (
+            "model cost, full window / 1 event",
+            model_rate(1) / model_rate(None) if model_rate(None) else float("nan"),
+            TARGETS["long_history_cost"],
             "<=",
         ),
         (

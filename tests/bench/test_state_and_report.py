@@ -43,6 +43,13 @@ def test_report_marks_each_figure_against_its_target() -> None:
         "state": {"mean_bytes": 1_000.0},
         "recovery": {"empty_disk_seconds": 40.0, "after_sigkill_seconds": 10.0},
         "rocksdb": {"users": 10, "disk_bytes": 2**20, "disk_bytes_per_user": 100.0},
+        "inference": {  # as JSON gives them back: keys are strings
+            "window": 50,
+            "by_history": {
+                "1": {"64": {"events_per_s": 30_000.0}},
+                "50": {"64": {"events_per_s": 24_000.0}},  # 25,000 missed, at 1.25x the 1-event cost
+            },
+        },
     }
     results["checks"] = checks(results)
     met = {row["figure"]: row["met"] for row in results["checks"]}
@@ -55,6 +62,11 @@ def test_report_marks_each_figure_against_its_target() -> None:
         "state bytes per active user": True,
         "recovery s (empty disk)": False,
         "recovery s (after SIGKILL)": True,
+        "model events/s, batch 64": False,
+        "model cost, full window / 1 event": False,
     }
+    measured = {row["figure"]: row["measured"] for row in results["checks"]}
+    assert measured["model events/s, batch 64"] == 24_000.0
+    assert measured["model cost, full window / 1 event"] == 1.25
     text = table(results)
     assert "NO" in text and "quixstreams reference" in text and "5.33" in text  # 80,000 / 15,000
