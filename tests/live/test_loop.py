@@ -75,7 +75,9 @@ class Setup:
         """One round reading `messages`, and one more once the broker says orders has nothing."""
         self.consumer.batches.append(list(messages))
         self.loop.run_round()
-        self.admin.answer(("orders", 0), 0)
+        # Within the millisecond of the last answer, that answer still counts and nothing is asked.
+        if not self.admin.futures[("orders", 0)].done():
+            self.admin.answer(("orders", 0), 0)
         self.loop.run_round()
 
     def produced(self, topic: str) -> list[object]:
