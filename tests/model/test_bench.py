@@ -15,8 +15,7 @@ def test_inference_is_measured_per_history_length_and_batch_size() -> None:
     for sizes in report["by_history"].values():
         assert list(sizes) == [1, 4]
         assert all(r["events_per_s"] > 0 and r["ms_per_call"] > 0 for r in sizes.values())
-    # A longer history costs more per event (the model reads the whole window).
-    assert report["by_history"][1][4]["events_per_s"] > report["by_history"][window][4]["events_per_s"]
+    assert report["mode"] == "step"  # timed with carried states, as the worker serves
 
     results = {
         "inference": report,

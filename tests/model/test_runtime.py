@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streams.core.events import Click, Order
@@ -101,6 +102,72 @@ def test_a_row_scores_the_same_at_every_position_of_an_odd_sized_batch(
         logits, intent = recommender.score([history] * 3)
         assert (intent == alone_intent[index]).all(), f"history {index}: intent moves in a batch of 3"
         assert (logits == alone_logits[index]).all(), f"history {index}: logits move in a batch of 3"
+
+
+def test_the_shipped_model_serves_in_step_mode(recommender: OnnxRecommender) -> None:
+    metadata = json.loads((DEFAULT_MODEL / "metadata.json").read_text())
+    assert recommender.steps and metadata["serving"]["mode"] == "step"
+    assert (DEFAULT_MODEL / metadata["serving"]["step_file"]).is_file()
+    assert max(metadata["parity"]["step"]["logits"], metadata["parity"]["step_real"]["logits"]) <= 1e-4
+
+
+def _carried_rows(recommender: OnnxRecommender, states: list[UserState]) -> tuple[list, list]:
+    histories = [history_of(s.recent) for s in states if len(s.recent) >= 2]
+    before = recommender.recommend([h[:-1] for h in histories], k=20)
+    return histories, [p.state for p in before]
+
+
+def test_a_carried_state_answers_what_reading_the_history_whole_answers(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    histories, carried = _carried_rows(recommender, states)
+    assert len(histories) > 100 and any(len(h) == recommender.window for h in histories)
+    stepped = recommender.recommend(histories, k=20, carried=carried)
+    whole = recommender.recommend(histories, k=20)
+    for one, other in zip(stepped, whole, strict=True):
+        assert one.state is not None and other.state is not None
+        gap = np.abs(np.frombuffer(one.state[1], np.float32) - np.frombuffer(other.state[1], np.float32))
+        assert gap.max() <= 1e-4
+        assert abs(one.purchase_intent - other.purchase_intent) <= 1e-4
+        scores = dict(other.items)
+        assert all(abs(score - scores[item]) <= 1e-4 for item, score in one.items if item in scores)
+        assert len({i for i, _ in one.items[:10]} & {i for i, _ in other.items[:10]}) >= 8
+
+
+def test_a_batch_chain_is_bit_identical_to_carrying_the_state_across_calls(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    for state in states[:20]:
+        history = history_of(state.recent)
+        prefixes = [history[:n] for n in range(1, len(history) + 1)]
+        chained = recommender.recommend(prefixes, k=20, after=[None, *range(len(prefixes) - 1)])
+        carried = None
+        for prefix, expected in zip(prefixes, chained, strict=True):
+            [alone] = recommender.recommend([prefix], k=20, carried=[carried])
+            assert alone == expected
+            carried = alone.state
+
+
+def test_stepped_rows_are_bit_identical_whatever_the_batch(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    histories, carried = _carried_rows(recommender, states)
+    batched = recommender.recommend(histories, k=20, carried=carried)
+    for size in (1, 2, 7):
+        chunked = [
+            p
+            for lo in range(0, len(histories), size)
+            for p in recommender.recommend(histories[lo : lo + size], k=20, carried=carried[lo : lo + size])
+        ]
+        assert chunked == batched, f"batches of {size} differ from one batch"
+
+
+def test_a_state_of_another_model_version_is_not_used(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    histories, carried = _carried_rows(recommender, states[:10])
+    stale = [("another-version", state[1]) for state in carried]
+    assert recommender.recommend(histories, k=20, carried=stale) == recommender.recommend(histories, k=20)
 
 
 def test_never_returns_reserved_indices_and_handles_empty_history(recommender: OnnxRecommender) -> None:
