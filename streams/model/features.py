@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ STEP_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, "next_state")
 History = Sequence[tuple[str | None, str, int]]
 
 SESSION_GAP_MS = 30 * 60 * 1000  # as streams.core.state.SESSION_GAP_MS
+SMALL_BATCH = 4  # up to this many rows, `Featurizer.encode` goes row by row (numpy's set-up costs more)
 _IN_SESSION_BUCKETS = 11  # floor(log2(1 + s)) for s <= 1800 is 0..10
 SESSION_START_BUCKET = 2 + _IN_SESSION_BUCKETS
 
@@ -116,6 +117,11 @@ class ItemVocab:
             return UNKNOWN
         return self._index.get(item_id, UNKNOWN)
 
+    @property
+    def lookup(self) -> Callable[[str | None, int], int]:
+        """`dict.get` of id -> index, for a caller that looks up many ids (None is never a key)."""
+        return self._index.get  # type: ignore[return-value]
+
     def known_indices(self, item_ids: Iterable[str]) -> list[int]:
         """The indices of the items of `item_ids` in the vocabulary (unknown ones left out)."""
         found = map(self._index.get, item_ids)
@@ -143,6 +149,16 @@ def gap_bucket(gap_ms: int, buckets: int) -> int:
         return 2 + int(math.log2(1.0 + max(0, gap_ms) / 1000.0))
     extra = buckets - _IN_SESSION_BUCKETS - 1
     return SESSION_START_BUCKET + min(extra, int(math.log2(gap_ms / SESSION_GAP_MS)))
+
+
+def gap_buckets(gaps_ms: np.ndarray, buckets: int) -> np.ndarray:
+    """`gap_bucket` of every element (int64 in, int64 out): the same integers, computed at once."""
+    gaps = np.asarray(gaps_ms, dtype=np.int64)
+    inside = 2 + np.floor(np.log2(1.0 + np.maximum(gaps, 0) / 1000.0))
+    extra = buckets - _IN_SESSION_BUCKETS - 1
+    with np.errstate(divide="ignore", invalid="ignore"):  # the gaps inside a session are not used here
+        outside = SESSION_START_BUCKET + np.minimum(extra, np.floor(np.log2(gaps / SESSION_GAP_MS)))
+    return np.where(gaps <= SESSION_GAP_MS, inside, outside).astype(np.int64)
 
 
 class Featurizer:
@@ -189,6 +205,40 @@ class Featurizer:
         becomes an all-padding row; the model still answers for it (a popularity-like guess).
         `window`: see `encode_one` (a step graph reads fewer events than the window graph).
         """
+        window = self.config.window if window is None else window
+        histories = list(histories)
+        if len(histories) <= SMALL_BATCH:
+            return self._encode_rows(histories, pad_to, window)
+        # The whole batch at once (encode_one's result for every row, without a Python loop per
+        # event): the newest `window` events of each history, and one before them for its timestamp.
+        tails = [h[-(window + 1) :] if len(h) > window else h for h in histories]
+        lengths = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
+        visible = np.minimum(lengths, window)
+        width = max(1, int(visible.max(initial=0))) if pad_to is None else pad_to
+        out = {name: np.zeros((len(tails), width), dtype=np.int64) for name in INPUT_NAMES}
+        total = int(lengths.sum())
+        if not total:
+            return out
+        flat = [event for tail in tails for event in tail]
+        index, kinds = self.vocab.lookup, _KIND_INDEX.get
+        items = np.fromiter((index(i, UNKNOWN) for i, _, _ in flat), dtype=np.int64, count=total)
+        kind = np.fromiter((kinds(k, _OTHER_KIND) for _, k, _ in flat), dtype=np.int64, count=total)
+        ts = np.fromiter((t for _, _, t in flat), dtype=np.int64, count=total)
+        gaps = np.ones(total, dtype=np.int64)
+        gaps[1:] = gap_buckets(ts[1:] - ts[:-1], self.config.gap_buckets)
+        starts = np.cumsum(lengths) - lengths
+        gaps[starts[lengths > 0]] = 1  # a history's first event has no previous one
+        rows = np.repeat(np.arange(len(tails)), lengths)
+        columns = np.arange(total) - starts[rows] - (lengths - visible)[rows]
+        shown = columns >= 0
+        for name, values in (("items", items), ("kinds", kind), ("gaps", gaps)):
+            out[name][rows[shown], columns[shown]] = values[shown]
+        return out
+
+    def _encode_rows(
+        self, histories: list[History], pad_to: int | None, window: int
+    ) -> dict[str, np.ndarray]:
+        """`encode` row by row: cheaper than the vectorised form for a handful of rows."""
         rows = [self.encode_one(h, window) for h in histories]
         width = max([1, *(len(r[0]) for r in rows)]) if pad_to is None else pad_to
         out = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUT_NAMES}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from streams.model.features import (
     EVENT_KINDS,
+    INPUT_NAMES,
     RESERVED,
     SESSION_START_BUCKET,
     UNKNOWN,
@@ -97,3 +99,36 @@ def test_determinism_and_helpers() -> None:
             self.item_id, self.kind, self.ts = item_id, kind, ts
 
     assert history_of([Recent("x", "view", 5)]) == [("x", "view", 5)]
+
+
+def test_a_batch_encodes_each_history_as_encode_one_does() -> None:
+    """The batch encoder is vectorised; `encode_one` (what training slices) is the reference."""
+    rng = random.Random(4)
+    vocab = ItemVocab([f"sku-{i}" for i in range(30)])
+    featurizer = Featurizer(vocab, FeaturizerConfig(window=12))
+    kinds = ["view", "add_to_cart", "search", "order_placed", "something-else"]
+    steps = [0, 1, 999, 1000, 3000, 60_000, 30 * 60_000, 30 * 60_000 + 1, 2**21, 10**10, -5_000]
+    histories = []
+    for _ in range(300):
+        ts = 1_700_000_000_000
+        history = []
+        for _ in range(rng.choice([0, 1, 2, 5, 12, 13, 40])):
+            ts += rng.choice(steps)
+            item = rng.choice([None, "unknown-item", *vocab.ids])
+            history.append((item, rng.choice(kinds), ts))
+        histories.append(history)
+    for window in (None, 3, 12):
+        for pad_to in (None, 12):
+            batch = featurizer.encode(histories, pad_to=pad_to, window=window)
+            small = [featurizer.encode(histories[lo : lo + 3], pad_to=12, window=window) for lo in (0, 3)]
+            for name in INPUT_NAMES:  # a small batch goes row by row: the same arrays
+                assert (
+                    np.concatenate([part[name] for part in small])
+                    == featurizer.encode(histories[:6], pad_to=12, window=window)[name]
+                ).all()
+            for row, history in enumerate(histories):
+                expected = featurizer.encode_one(history, window)
+                for name, values in zip(INPUT_NAMES, expected, strict=True):
+                    assert batch[name][row, : len(values)].tolist() == values.tolist(), (row, name)
+                    assert not batch[name][row, len(values) :].any()
+    assert featurizer.encode([[], []])["items"].shape == (2, 1)
