@@ -43,6 +43,7 @@ class LoadResult:
     received: int = 0
     seconds: float = 0.0  # first send to last output
     latencies_ms: list[float] = field(default_factory=list)
+    runs: list[float] | None = None  # a median of several: every run's throughput
 
     @property
     def throughput(self) -> float:
@@ -51,7 +52,7 @@ class LoadResult:
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "offered_rate": self.offered_rate,
             "sent": self.sent,
@@ -60,6 +61,7 @@ class LoadResult:
             "p50_ms": round(self.percentile(50), 2),
             "p95_ms": round(self.percentile(95), 2),
             "p99_ms": round(self.percentile(99), 2),
+            **({"runs": self.runs} if self.runs is not None else {}),
         }
 
 
