@@ -244,10 +244,7 @@ class OnnxRecommender:
                     raise ValueError(f"row {row} cannot start from row {earlier}")
                 waiting[row] = earlier
             elif (
-                histories[row]
-                and given is not None
-                and given == (loaded.version, given[1])
-                and len(given[1]) == width
+                histories[row] and given is not None and given[0] == loaded.version and len(given[1]) == width
             ):
                 start[row] = np.frombuffer(given[1], dtype=np.float32)
                 ready.append(row)
@@ -312,11 +309,13 @@ def _run_window(
     group has an even number of rows: the matrix kernels take rows in pairs, and an odd last row goes
     a one-row path whose sums differ in the last bit."""
     window = loaded.featurizer.config.window
-    empty = loaded.session.run(list(outputs), loaded.featurizer.encode([[], []]))
     n = len(histories)
-    arrays = [np.zeros((n, *part.shape[1:]), dtype=part.dtype) for part in empty]
-    if len(arrays) == 2:
-        arrays.append(np.zeros((n, 0), dtype=np.float32))
+    state_size = loaded.step.state_size if loaded.step is not None else 0
+    arrays = [
+        np.zeros((n, len(loaded.vocab)), dtype=np.float32),
+        np.zeros(n, dtype=np.float32),
+        np.zeros((n, state_size), dtype=np.float32),
+    ]
     buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
     groups: dict[int, list[int]] = {}
     for index in rows:
