@@ -120,7 +120,8 @@ class Sender:
         )
         self.bucket = TokenBucket(config.requests_per_second, config.burst)
         self.session = session or requests.Session()
-        self.session.verify = config.ca_file or True
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        self.verify: str | bool = config.ca_file or True
         self.host = urlsplit(config.url).netloc  # what a log line may name: never the path or query
 
     def deliver(self, request: Request) -> Answer:
@@ -138,7 +139,8 @@ class Sender:
                 return answer
             delay = self.backoff.delay(attempt, answer.retry_after)
             self.metrics.retries.labels(answer.label).inc()
-            log.info("%s answered %s to %s; again in %.1f s", self.host, answer.label, request.key, delay)
+            what = answer.label if answer.status is not None else f"{answer.label} ({answer.body})"
+            log.info("%s answered %s to %s; again in %.1f s", self.host, what, request.key, delay)
             self._wait(delay)
             attempt += 1
 
@@ -148,7 +150,11 @@ class Sender:
         started = time.monotonic()
         try:
             response = self.session.post(
-                self.config.url, data=request.body, headers=headers, timeout=self.config.timeout_seconds
+                self.config.url,
+                data=request.body,
+                headers=headers,
+                timeout=self.config.timeout_seconds,
+                verify=self.verify,
             )
         except requests.Timeout:
             answer = Answer(None, error="timeout")
