@@ -133,9 +133,8 @@ class Sender:
             if answer.taken or not answer.retryable:
                 if not answer.taken:
                     self.metrics.refusals.labels(answer.label).inc()
-                    log.warning(
-                        "%s refused %s with %s: %s", self.host, request.key, answer.label, answer.body
-                    )
+                    # The body may quote the payload: it goes to the dead letter, not to the log.
+                    log.warning("%s refused %s with %s", self.host, request.key, answer.label)
                 return answer
             delay = self.backoff.delay(attempt, answer.retry_after)
             self.metrics.retries.labels(answer.label).inc()
