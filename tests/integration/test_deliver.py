@@ -23,11 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.codec import decode_value, encode_value
 from streams.config import Settings
+from streams.core.config import MINUTE
 from streams.kafka.produce import make_producer
 from streams.kafka.topics import ensure_topics
 from streams.live.process import WorkerProcess, free_port
-from tests.integration.harness import read_topic, wait_until
+from tests.integration.harness import offline, produce, read_topic, start_worker, wait_until
 from tests.integration.https_receiver import Receiver, self_signed_certificate
+from tests.integration.test_pipeline import _click, _clock_users
 
 SIGNING_KEY = b"a test signing key of 32 bytes.."
 SECRET = "whsec_" + base64.b64encode(SIGNING_KEY).decode()
@@ -176,7 +178,8 @@ def test_signed_webhooks_of_triggers_and_segment_changes_verify(
 ) -> None:
     triggers = [trigger(n) for n in range(25)]
     changes = [segment_change(n) for n in range(6)]
-    produce_outputs(settings, "promotion-triggers", triggers)
+    # One in JSON without a content-type header, as a worker writing JSON outputs may send it.
+    produce_outputs(settings, "promotion-triggers", [*triggers[:-1], json.dumps(triggers[-1]).encode()])
     produce_outputs(settings, "audience-segments", changes)
     process = start(
         deliver,
@@ -325,3 +328,42 @@ def test_replayed_triggers_reach_no_receiver_unless_backfill(
         properties = attempt.json()["data"]["attributes"]["properties"]
         assert properties.get("backfill", False) is trigger_id.startswith("t-0000"), trigger_id
     assert backfill.metric("streams_deliver_outputs", outcome="skipped_replay") == 0
+
+
+def test_a_replayed_log_through_a_worker_reaches_the_receiver_only_with_backfill(
+    settings: Settings, receiver: Receiver, deliver: list[DeliverProcess], tmp_path: Path
+) -> None:
+    t0 = 1_700_000_000_000
+    records = [_click(f"shopper-{n}", 1, t0 + n, "add_to_cart", quantity=1 + n % 2) for n in range(6)]
+    # Event time moves on for every partition through a clock shopper on it: the carts' timers fire.
+    for n, (_, user) in enumerate(sorted(_clock_users(settings.partitions).items())):
+        records += [_click(user, n, t0 + 20 * MINUTE), _click(user, n + 100, t0 + 45 * MINUTE)]
+    expected = {
+        o.value["trigger_id"] for o in offline(records, settings).outputs if o.topic == "promotion-triggers"
+    }
+    assert len(expected) >= 6
+
+    produce(records, settings)  # as `streams replay` does: marked as a replay
+    worker = start_worker(settings, tmp_path)
+    try:
+        wait_until(
+            lambda: len(read_topic(settings, "promotion-triggers")) >= len(expected), 180, "the triggers"
+        )
+    finally:
+        worker.stop()
+    triggers = [decode_value(m.value) for m in read_topic(settings, "promotion-triggers")]
+    assert {t["trigger_id"] for t in triggers} == expected and all(t["replay"] for t in triggers)
+
+    plain = start(deliver, settings, receiver, tmp_path)
+    wait_until(
+        lambda: plain.metric("streams_deliver_outputs", outcome="skipped_replay") >= len(triggers),
+        120,
+        "every trigger read",
+    )
+    assert receiver.count() == 0
+    plain.stop()
+
+    start(deliver, settings, receiver, tmp_path, "--backfill", "--group", "backfill")
+    wait_until(lambda: set(webhook_ids(receiver.taken())) >= expected, 120, "the backfill delivered")
+    assert set(webhook_ids(receiver.taken())) == expected
+    assert all(verify(attempt)["data"]["replay"] is True for attempt in receiver.taken())
