@@ -51,21 +51,24 @@ class WorkerProcess:
             **({"STREAMS_API_TOKEN": s.api_token} if s.api_token else {}),
         }
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "streams",
+            "worker",
+            "--loglevel",
+            "info",
+            "--tick-seconds",
+            str(self.tick_seconds),
+            *(["--rules", str(self.rules)] if self.rules else []),
+            *self.extra_args,
+        ]
+
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streams",
-                "worker",
-                "--loglevel",
-                "info",
-                "--tick-seconds",
-                str(self.tick_seconds),
-                *(["--rules", str(self.rules)] if self.rules else []),
-                *self.extra_args,
-            ],
+            self.command(),
             cwd=REPO,
             env=self.env(),
             stdout=log,
