@@ -40,6 +40,14 @@ def lag(settings: Settings) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def sample(metrics: str, series: str) -> float | None:
+    """The value of one series (name and labels as the text has them) in a `/metrics` text."""
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def views(users: int) -> list[LogRecord]:
     return [
         LogRecord(
@@ -71,6 +79,12 @@ def test_a_restarted_worker_is_not_ready_while_it_restores_its_tables_then_ready
         first.wait_ready(timeout=180)
         wait_until(lambda: (first.health() or {}).get("applied") == USERS, 600, "every event applied")
         wait_until(lambda: (first.health() or {}).get("lag") == 0, 120, "every offset committed")
+        # Every recommendation's latency from its event's read to its production is measured.
+        recommendations = sample(first.metrics(), "streams_recommendations_total")
+        assert recommendations == USERS
+        assert (
+            sample(first.metrics(), 'streams_event_to_output_seconds_count{topic="recommendations"}') == USERS
+        )
     finally:
         first.stop()
     assert lag(settings)["lag"] == 0
@@ -109,5 +123,11 @@ def test_a_restarted_worker_is_not_ready_while_it_restores_its_tables_then_ready
         assert 'streams_http_requests_total{route="/readyz",status="503"}' in metrics
         assert "streams_ready 1.0" in metrics
         assert "streams_sse_connections 0.0" in metrics
+        assert (
+            sample(metrics, 'streams_http_requests_total{route="/users/{user_id}/state",status="200"}') == 1
+        )
+        with urllib.request.urlopen(f"{base}/users/u1/recommendations/stream", timeout=30):
+            assert sample(second.metrics(), "streams_sse_connections") == 1
+        wait_until(lambda: sample(second.metrics(), "streams_sse_connections") == 0, 60, "the feed to close")
     finally:
         second.stop()
