@@ -108,7 +108,14 @@ def lag(
     total = sum(p.lag for p in partitions)
     if as_json:
         rows = [
-            {"topic": p.topic, "partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag}
+            {
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "start": p.start,
+                "end": p.end,
+                "lag": p.lag,
+            }
             for p in partitions
         ]
         typer.echo(json.dumps({"group": settings.app_id, "lag": total, "partitions": rows}))
@@ -168,7 +175,8 @@ def model_swap(
             typer.echo(f"{url}: {answer['previous']} -> {answer['model_version']}")
         else:
             failed = True
-            typer.echo(f"{url}: {status} {answer.get('error', answer)}", err=True)
+            answered = f"{status} " if status else ""
+            typer.echo(f"{url}: {answered}{answer.get('error', answer)}", err=True)
     if failed:
         raise typer.Exit(1)
 

@@ -19,6 +19,7 @@ from streams.kafka.clients import librdkafka_config
 from streams.live.records import readable
 
 METADATA_TIMEOUT_SECONDS = 10.0
+SHOWN_VALUE_BYTES = 16 * 1024 * 1024
 
 
 def tail(
@@ -65,10 +66,10 @@ def decoded(settings: Settings, message: Any) -> dict[str, Any]:
     }
     if headers:
         out["headers"] = {name: _text_or_b64(value) for name, value in headers}
+    # Larger than the worker accepts is shown too: an operator may want to see what it refused.
+    limit = max(settings.max_message_bytes, SHOWN_VALUE_BYTES)
     try:
-        out["value"] = _printable(
-            decode_value(message.value(), headers, max(settings.max_message_bytes, 2**24))
-        )
+        out["value"] = _printable(decode_value(message.value(), headers, limit))
     except BadMessage as exc:
         out["undecodable"] = {"code": exc.code, "message": str(exc)}
         out["value_b64"] = base64.b64encode(message.value() or b"").decode()
@@ -100,12 +101,13 @@ class PartitionLag:
     topic: str  # logical
     partition: int
     committed: int | None  # the group's next offset to process; None: nothing committed yet
+    start: int  # the oldest offset retention kept: where a group without a commit begins
     end: int  # the log end
 
     @property
     def lag(self) -> int:
-        start = self.committed if self.committed is not None else 0
-        return max(0, self.end - start)
+        begin = self.committed if self.committed is not None else self.start
+        return max(0, self.end - begin)
 
 
 def group_lag(settings: Settings) -> list[PartitionLag]:
@@ -124,9 +126,11 @@ def group_lag(settings: Settings) -> list[PartitionLag]:
         committed = consumer.committed(partitions, timeout=METADATA_TIMEOUT_SECONDS)
         lags = []
         for tp in committed:
-            _, end = consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_SECONDS)
+            start, end = consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_SECONDS)
             offset = None if tp.offset == OFFSET_INVALID else tp.offset
-            lags.append(PartitionLag(settings.logical(tp.topic) or tp.topic, tp.partition, offset, end))
+            lags.append(
+                PartitionLag(settings.logical(tp.topic) or tp.topic, tp.partition, offset, start, end)
+            )
         return lags
     finally:
         consumer.close()
