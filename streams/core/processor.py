@@ -124,6 +124,7 @@ class Processor:
         self.catalog: Catalog = catalog if catalog is not None else {}
         self.segments = SegmentRules(self.config, self.catalog)
         self.window_specs = self.config.window_specs()
+        self.on_suppressed: triggers.Refused | None = None  # an adapter counts refused triggers
 
     def new_partition_state(self) -> PartitionState:
         return PartitionState(Trending(self.config.trending_half_life_ms), demand=self._new_demand())
@@ -235,7 +236,9 @@ class Processor:
                 continue
             new = state.copy()
             for candidate in triggers.catalog_candidates(new, item, self.config):
-                if (value := triggers.admit(new, new, candidate, self.config)) is not None:
+                if (
+                    value := triggers.admit(new, new, candidate, self.config, self.on_suppressed)
+                ) is not None:
                     outputs.append(Output(PROMOTION_TRIGGERS, user, value))
             states[user] = new
         return outputs, states
@@ -363,7 +366,7 @@ class Processor:
             if step.request is not None and (carried := predictions[step.request].state) is not None:
                 owner.model = ModelMemory(carried[0], sort_key(facts.recent[-1]), carried[1])
         if candidate is not None and owner is not None:
-            value = triggers.admit(facts, owner, candidate, self.config)
+            value = triggers.admit(facts, owner, candidate, self.config, self.on_suppressed)
             if value is not None:
                 outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
         return outputs, intent
@@ -393,7 +396,9 @@ class Processor:
             candidate = triggers.due_candidate(facts, kind, due, self.config)
             if owner.timers.get(kind) == due:
                 del owner.timers[kind]  # after judging: `facts` may be this very object
-            if candidate is not None and (value := triggers.admit(facts, owner, candidate, self.config)):
+            if candidate is not None and (
+                value := triggers.admit(facts, owner, candidate, self.config, self.on_suppressed)
+            ):
                 outputs.append(Output(PROMOTION_TRIGGERS, user, value))
         for due, user, kind in later:
             timers.add(partition, due, user, kind)

@@ -9,6 +9,7 @@ overall, and exit on conversion (an order clears the pending cart timer).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ WIN_BACK = "win_back"
 
 FIRED_HISTORY = 20
 WATCHED_ITEMS = 20
+DUPLICATE = "duplicate"  # a trigger already sent with this id (emitted before a crash)
+
+# Told of every trigger the policy refuses: (kind, reason). An observer only: it changes nothing.
+Refused = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +193,21 @@ def refusal(facts: UserState, ledger: UserState, candidate: Candidate, config: R
 
 
 def admit(
-    facts: UserState, ledger: UserState, candidate: Candidate, config: RulesConfig
+    facts: UserState,
+    ledger: UserState,
+    candidate: Candidate,
+    config: RulesConfig,
+    refused: Refused | None = None,
 ) -> dict[str, Any] | None:
     """Apply policy; if admitted, record it in `ledger` (mutates it) and return the trigger event."""
-    if refusal(facts, ledger, candidate, config) is not None:
+    if (reason := refusal(facts, ledger, candidate, config)) is not None:
+        if refused is not None:
+            refused(candidate.kind, reason)
         return None
     trigger_id = stable_id("t", ledger.user_id, candidate.kind, candidate.anchor)
     if any(tid == trigger_id for _, _, tid in ledger.fired):
+        if refused is not None:
+            refused(candidate.kind, DUPLICATE)
         return None  # already emitted before a crash: same id, nothing new to say
     ledger.fired.append([candidate.ts, candidate.kind, trigger_id])
     del ledger.fired[:-FIRED_HISTORY]

@@ -99,6 +99,7 @@ class Worker:
             StateLimits(recent_events=settings.recent_events),
             catalog=self.catalog.items,
         )
+        self.processor.on_suppressed = self.metrics.trigger_suppressed
         # Derived from the states, rebuilt per assigned partition; in RocksDB so memory stays flat.
         self.local_index = LocalIndexDB(datadir / "local-index", self.rocks_memory)
         self.watchers = RocksWatchIndex(self.local_index)  # item -> local users who saw it

@@ -92,6 +92,7 @@ class ProcessingLoop:
     options: LoopOptions = field(default_factory=LoopOptions)
     counts: LoopCounts = field(default_factory=LoopCounts)
     restoring: bool = False
+    joined: bool = False  # the group gave this worker its first assignment, restored (readiness)
     committed: dict[TP, int] = field(default_factory=dict)
     # Changes since the last checkpoint began: read through by later rounds and the HTTP views, as
     # are those of the checkpoint on its way to the broker and the local stores.
@@ -308,7 +309,9 @@ class ProcessingLoop:
         self.counts.redelivered += len(batch) - applied
         self.metrics.applied.inc(applied)
         self.metrics.redelivered.inc(len(batch) - applied)
-        self.sink.add(checkpoint, [o for r in result.results for o in r.outputs], started)
+        for (record, _), event_result in zip(entries, result.results, strict=True):
+            read_at = record.read_at if isinstance(record, InputRecord) else None
+            self.sink.add(checkpoint, event_result.outputs, started, read_at)
         owners = {u: partition_of.get(u, self.partition_for(u)) for u in result.states}
         self._store(checkpoint, result.states, owners, watched)
         now = time.time()
@@ -406,6 +409,7 @@ class ProcessingLoop:
             for partition in sorted(numbers):
                 self.partitions.assign(partition, self.restore)
         finally:
+            self.joined = True
             self.restoring = False
             if collecting:
                 gc.enable()

@@ -51,11 +51,21 @@ class OutputSink:
     counts: OutputCounts = field(default_factory=OutputCounts)
     # Feed messages of outputs not produced yet: published once they are.
     pending_feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (output topic, when its cause was read: monotonic s) of outputs not produced yet.
+    pending_latency: list[tuple[str, float]] = field(default_factory=list)
 
-    def add(self, checkpoint: Checkpoint, outputs: list[Output], started: float | None = None) -> None:
+    def add(
+        self,
+        checkpoint: Checkpoint,
+        outputs: list[Output],
+        started: float | None = None,
+        read_at: float | None = None,
+    ) -> None:
         """`started`: perf_counter() when the batch's processing began (recommendations carry the
-        latency from there)."""
+        latency from there). `read_at`: when the outputs' cause was read (InputRecord.read_at)."""
         for output in outputs:
+            if read_at:
+                self.pending_latency.append((output.topic, read_at))
             value = output.value
             if output.topic == RECOMMENDATIONS:
                 if started is not None:
@@ -107,9 +117,14 @@ class OutputSink:
         feed, self.pending_feed = self.pending_feed, []
         for user_id, message in feed:
             publish(user_id, message)
+        now = time.monotonic()
+        for topic, read_at in self.pending_latency:
+            self.metrics.event_to_output.labels(topic).observe(now - read_at)
+        self.pending_latency.clear()
 
     def discard_feed(self) -> None:
         self.pending_feed.clear()
+        self.pending_latency.clear()
 
     def partition_for(self, user_id: str) -> int:
         return partition_for(user_id, self.settings.partitions)

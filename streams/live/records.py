@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class InputRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    read_at: float = 0.0  # monotonic seconds when the consumer handed it out (event-to-output latency)
 
     @property
     def message(self) -> InputRecord:
@@ -52,4 +54,5 @@ class InputRecord:
             message.key(),
             message.value(),
             tuple(message.headers() or ()),
+            time.monotonic(),
         )

@@ -19,6 +19,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.operations import operations_openapi, register_operations
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -87,6 +88,7 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": op("Liveness and counters of this worker"),
             "/metrics": op("Prometheus metrics", "text/plain"),
             "/demo": op("Demo page following one shopper", "text/html"),
+            **operations_openapi(),
         },
     }
 
@@ -99,6 +101,7 @@ def register_views(worker: Worker) -> None:
     app = worker.app
     view = worker.view
     session: aiohttp.ClientSession | None = None
+    register_operations(worker)  # /livez, /readyz, the model swap, request and build metrics
 
     async def forwarded(request: Any, user_id: str) -> Any | None:
         """The owner's answer when another worker owns the user; None: answer here."""

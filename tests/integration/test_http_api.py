@@ -93,7 +93,7 @@ def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_
             metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
             assert "streams_recommendations_total" in metrics
             # Every event is processed: no input partition of this worker is behind its log end.
-            lags = [line for line in metrics.splitlines() if line.startswith("streams_consumer_lag{")]
+            lags = [line for line in metrics.splitlines() if line.startswith("streams_consumer_lag_records{")]
             inputs = (settings.topic("clicks"), settings.topic("orders"))
             assert lags and all(any(f'"{t}"' in line for t in inputs) for line in lags), lags
             assert all(float(line.rsplit(" ", 1)[1]) == 0 for line in lags), lags

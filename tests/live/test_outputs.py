@@ -151,3 +151,21 @@ def test_a_dead_letter_without_a_timestamp_is_stamped_now(sink: OutputSink) -> N
     assert before <= value["ts"] <= after
     assert checkpoint.outputs[0].key is None
     assert value["error"] == {"code": "e", "message": "m"}
+
+
+def test_event_to_output_latency_is_observed_when_the_outputs_are_produced(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    read_at = time.monotonic() - 0.2  # the cause was read 200 ms ago
+    sink.add(checkpoint, [RECOMMENDATION, TRIGGER], time.perf_counter(), read_at)
+    sink.add(checkpoint, [SEGMENT])  # no cause read off Kafka (a wall-clock timer): not measured
+    name = "streams_event_to_output_seconds"
+    assert sample(sink, f"{name}_count", {"topic": RECOMMENDATIONS}) is None  # not produced yet
+    sink.published(lambda user_id, message: None)
+    assert sample(sink, f"{name}_count", {"topic": RECOMMENDATIONS}) == 1
+    assert sample(sink, f"{name}_count", {"topic": PROMOTION_TRIGGERS}) == 1
+    assert sample(sink, f"{name}_count", {"topic": AUDIENCE_SEGMENTS}) is None
+    waited = sample(sink, f"{name}_sum", {"topic": RECOMMENDATIONS})
+    assert waited is not None and 0.2 <= waited < 60
+    assert sample(sink, f"{name}_bucket", {"topic": RECOMMENDATIONS, "le": "0.1"}) == 0
+    sink.published(lambda user_id, message: None)  # observed once
+    assert sample(sink, f"{name}_count", {"topic": RECOMMENDATIONS}) == 1
