@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
 from streams.config import Settings
 from streams.live.process import free_port
 from streams.web_access import WebAccess
+from tests.integration.browser import launch, require_chromium
 from tests.integration.harness import start_worker
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WRITE_KEY = "wk-shop-page"
 SHOPPER = "snippet-shopper"
 
@@ -59,11 +55,7 @@ def shop_server(folder: Path) -> Iterator[str]:
 def test_a_page_on_another_origin_sends_events_and_gets_recommendations(
     settings: Settings, tmp_path: Path
 ) -> None:
-    if CHROMIUM is None:
-        message = "chromium not installed (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     site = tmp_path / "shop"
@@ -77,17 +69,7 @@ def test_a_page_on_another_origin_sends_events_and_gets_recommendations(
         try:
             worker.wait_ready(180)
             with sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=CHROMIUM,
-                    args=[
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-background-networking",
-                        "--no-first-run",
-                        "--disable-component-update",
-                        "--disable-sync",
-                    ],
-                )
+                browser = launch(p)
                 page = browser.new_page()
                 errors: list[str] = []
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
