@@ -20,6 +20,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.openapi import openapi_document
 from streams.live.shopper_access import Access, AccessRefused, public_recommendation, shopper_access
 
 if TYPE_CHECKING:
@@ -35,62 +36,6 @@ SSE_EVENTS = {
     "promotion-triggers": "trigger",
     "audience-segments": "segment",
 }
-
-
-def openapi_document() -> dict[str, Any]:
-    user = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-    def op(summary: str, content: str = "application/json", params: list | None = None, **extra: Any) -> dict:
-        return {
-            "get": {
-                "summary": summary,
-                "parameters": params or [],
-                "responses": {"200": {"description": "OK", "content": {content: {}}}, **extra},
-            }
-        }
-
-    protected = {
-        "401": {"description": "missing or wrong token"},
-        "404": {"description": "unknown user"},
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "streams worker API", "version": "1"},
-        "paths": {
-            "/users/{user_id}/recommendations": op(
-                "Latest recommendation event for the user (schemas/recommendation.v1.json)",
-                params=[user],
-                **{"404": {"description": "no recommendation yet"}},
-            ),
-            "/users/{user_id}/recommendations/stream": op(
-                "Server-Sent Events: every recommendation, promotion trigger and segment change for the user "
-                "as it is sent",
-                "text/event-stream",
-                [user],
-            ),
-            "/users/{user_id}/state": op(
-                "The user's state (requires `Authorization: Bearer <STREAMS_API_TOKEN>`)",
-                params=[user],
-                **protected,
-            ),
-            "/users/{user_id}/profile": op(
-                "The shopper's profile: decayed interest per category, price band, recency / frequency / "
-                "monetary value, lifecycle stage, segments (docs/segments.md, Profiles; requires the token)",
-                params=[user],
-                **protected,
-            ),
-            "/users/{user_id}/context": op(
-                "Compact summary for a shopping assistant's prompt: recent views with titles, cart, "
-                "purchase intent, recommendations, segments; at most 4 KiB "
-                "(docs/segments.md, Assistant context; requires the token)",
-                params=[user],
-                **protected,
-            ),
-            "/healthz": op("Liveness and counters of this worker"),
-            "/metrics": op("Prometheus metrics", "text/plain"),
-            "/demo": op("Demo page following one shopper", "text/html"),
-        },
-    }
 
 
 FORWARDED_BY = "X-Streams-Forwarded-By"  # set on a request one worker passes to the owner
