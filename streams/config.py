@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from streams.codec import MAX_VALUE_BYTES
+from streams.web_access import WebAccess
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -112,6 +113,7 @@ class Settings:
     # (a 2 GiB cache and 3 x 64 MiB write buffers per database) let a worker grow by gigabytes.
     rocksdb_cache_mb: int = 64
     rocksdb_write_buffer_mb: int = 32  # the memtables' share of the cache
+    web_access: WebAccess = field(default_factory=WebAccess)  # collector keys, CORS, shopper tokens
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,6 +139,7 @@ class Settings:
             kafka_security=KafkaSecurity.from_env(env),
             rocksdb_cache_mb=int(env.get("STREAMS_ROCKSDB_CACHE_MB", "64")),
             rocksdb_write_buffer_mb=int(env.get("STREAMS_ROCKSDB_WRITE_BUFFER_MB", "32")),
+            web_access=WebAccess.from_env(env),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
@@ -152,7 +155,7 @@ class Settings:
         """Values that must never appear in a log line."""
         security = self.kafka_security
         candidates = (security.sasl_password, security.ssl_key_password, self.api_token)
-        return [value for value in candidates if value]
+        return [value for value in candidates if value] + self.web_access.secrets()
 
     def changelog_topic(self, table: str) -> str:
         """Faust's name for a table's changelog topic."""

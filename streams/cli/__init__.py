@@ -11,7 +11,20 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that `streams --help` stays cheap and a module can't import the app cyclically.
-    from streams.cli import bench, data, deliver, demo, forecast, kafka, logs, model, ops, topics, worker  # noqa: F401
+    from streams.cli import (  # noqa: F401
+        bench,
+        data,
+        deliver,
+        demo,
+        forecast,
+        kafka,
+        logs,
+        model,
+        ops,
+        token,
+        topics,
+        worker,
+    )
 
 
 def main() -> None:

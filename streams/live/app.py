@@ -27,6 +27,7 @@ from streams.core.recommend import Recommender
 from streams.core.state import StateLimits
 from streams.kafka.clients import librdkafka_config
 from streams.live.catalog import CatalogFollower
+from streams.live.cors import cors_options
 from streams.live.delivery import Delivery, consumer_config
 from streams.live.local_index import LocalIndexDB, RocksTimerIndex, RocksWatchIndex
 from streams.live.loop import LoopOptions, ProcessingLoop
@@ -80,6 +81,7 @@ class Worker:
             autodiscover=False,
             web_tables_enabled=False,
             web_router_enabled=False,
+            web_cors_options=cors_options(settings.web_access),
             datadir=str(datadir),
         )
         client = librdkafka_config(settings)
@@ -146,9 +148,11 @@ class Worker:
         )
         self._restore_consumer: Consumer | None = None
         self._host_loop()
+        from streams.live.collector_web import register_collector_views
         from streams.live.web import register_views
 
         register_views(self)
+        register_collector_views(self)
 
     def _restore(self, store: PartitionStore, partition: int, observe: Observe) -> int:
         if self._restore_consumer is None:

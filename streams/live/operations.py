@@ -134,32 +134,3 @@ def request_counter(metrics: WorkerMetrics) -> Any:
             metrics.http_duration.labels(route).observe(time.perf_counter() - started)
 
     return count
-
-
-def operations_openapi() -> dict[str, Any]:
-    """The OpenAPI paths of these endpoints (merged into streams.live.web.openapi_document)."""
-
-    def answers(summary: str, method: str = "get", **responses: str) -> dict[str, Any]:
-        codes = {"200": "OK", **responses}
-        return {
-            method: {
-                "summary": summary,
-                "responses": {code: {"description": text} for code, text in codes.items()},
-            }
-        }
-
-    return {
-        "/livez": answers(
-            "Liveness: 503 only when stalled (an orchestrator restarts the worker)", **{"503": "stalled"}
-        ),
-        "/readyz": answers(
-            "Readiness: 503 while joining the group, restoring tables, loading the catalog or stalled",
-            **{"503": "not ready, with the reasons"},
-        ),
-        MODEL_SWAP_PATH: answers(
-            'Swap the served model without a restart; body {"path": "<model directory on the worker>"}'
-            " (requires `Authorization: Bearer <STREAMS_API_TOKEN>`)",
-            "post",
-            **{"400": "the artifact could not be loaded", "401": "missing or wrong token", "409": "no model"},
-        ),
-    }

@@ -49,6 +49,7 @@ class WorkerProcess:
             "STREAMS_DATA_DIR": s.data_dir,
             "STREAMS_WEB_PORT": str(s.web_port),
             **({"STREAMS_API_TOKEN": s.api_token} if s.api_token else {}),
+            **s.web_access.env(),
         }
 
     def command(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,9 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
-from streams.live.operations import operations_openapi, register_operations
+from streams.live.openapi import openapi_document
+from streams.live.operations import register_operations
+from streams.live.shopper_access import Access, AccessRefused, public_recommendation, shopper_access
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -34,63 +37,6 @@ SSE_EVENTS = {
     "promotion-triggers": "trigger",
     "audience-segments": "segment",
 }
-
-
-def openapi_document() -> dict[str, Any]:
-    user = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-    def op(summary: str, content: str = "application/json", params: list | None = None, **extra: Any) -> dict:
-        return {
-            "get": {
-                "summary": summary,
-                "parameters": params or [],
-                "responses": {"200": {"description": "OK", "content": {content: {}}}, **extra},
-            }
-        }
-
-    protected = {
-        "401": {"description": "missing or wrong token"},
-        "404": {"description": "unknown user"},
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "streams worker API", "version": "1"},
-        "paths": {
-            "/users/{user_id}/recommendations": op(
-                "Latest recommendation event for the user (schemas/recommendation.v1.json)",
-                params=[user],
-                **{"404": {"description": "no recommendation yet"}},
-            ),
-            "/users/{user_id}/recommendations/stream": op(
-                "Server-Sent Events: every recommendation, promotion trigger and segment change for the user "
-                "as it is sent",
-                "text/event-stream",
-                [user],
-            ),
-            "/users/{user_id}/state": op(
-                "The user's state (requires `Authorization: Bearer <STREAMS_API_TOKEN>`)",
-                params=[user],
-                **protected,
-            ),
-            "/users/{user_id}/profile": op(
-                "The shopper's profile: decayed interest per category, price band, recency / frequency / "
-                "monetary value, lifecycle stage, segments (docs/segments.md, Profiles; requires the token)",
-                params=[user],
-                **protected,
-            ),
-            "/users/{user_id}/context": op(
-                "Compact summary for a shopping assistant's prompt: recent views with titles, cart, "
-                "purchase intent, recommendations, segments; at most 4 KiB "
-                "(docs/segments.md, Assistant context; requires the token)",
-                params=[user],
-                **protected,
-            ),
-            "/healthz": op("Liveness and counters of this worker"),
-            "/metrics": op("Prometheus metrics", "text/plain"),
-            "/demo": op("Demo page following one shopper", "text/html"),
-            **operations_openapi(),
-        },
-    }
 
 
 FORWARDED_BY = "X-Streams-Forwarded-By"  # set on a request one worker passes to the owner
@@ -147,12 +93,16 @@ def register_views(worker: Worker) -> None:
 
     @app.page("/users/{user_id}/recommendations")
     async def recommendations(web: Any, request: Any, user_id: str) -> Any:
+        try:
+            access = shopper_access(worker.settings, user_id, request.headers, request.query, time.time())
+        except AccessRefused as exc:
+            return web.json({"error": str(exc)}, status=401)
         if (reply := await forwarded(request, user_id)) is not None:
             return reply
         latest = view.latest(user_id)
         if latest is None:
             return web.json({"error": "no recommendation yet", "user_id": user_id}, status=404)
-        return web.json(latest)
+        return web.json(latest if access is Access.SHOPPER else public_recommendation(latest))
 
     async def respond(web: Any, request: Any, user_id: str, render: Render) -> Any:
         """`render(state, latest recommendation)` for a request with the right bearer token."""
@@ -190,31 +140,33 @@ def register_views(worker: Worker) -> None:
 
     @app.page("/users/{user_id}/recommendations/stream")
     async def stream(web: Any, request: Any, user_id: str) -> Any:
+        try:
+            access = shopper_access(worker.settings, user_id, request.headers, request.query, time.time())
+        except AccessRefused as exc:
+            return web.json({"error": str(exc)}, status=401)
         if not view.owns(user_id) and not request.headers.get(FORWARDED_BY):
             partition = view.partition_for(user_id)
             owner = await asyncio.get_running_loop().run_in_executor(None, worker.owners.owner, partition)
             here = worker.settings.canonical_url().rstrip("/")
             if owner is not None and owner.rstrip("/") != here:
                 raise aioweb.HTTPTemporaryRedirect(f"{owner.rstrip('/')}{request.path_qs}")
-        return await _serve_events(worker, request, user_id)
+        return await _serve_events(worker, request, user_id, access)
 
     _ = (healthz, metrics, openapi, demo, recommendations, user_state, user_profile, user_context, stream)
 
 
-async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.StreamResponse:
-    response = aioweb.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "Access-Control-Allow-Origin": "*",
-        }
-    )
+async def _serve_events(worker: Worker, request: Any, user_id: str, access: Access) -> aioweb.StreamResponse:
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    if not worker.settings.web_access.cors_origins:  # else CORS (streams.live.cors) answers the origin
+        headers["Access-Control-Allow-Origin"] = "*"
+    response = aioweb.StreamResponse(headers=headers)
     await response.prepare(request)
     queue = worker.feed.subscribe(user_id)
+    public = access is Access.PUBLIC
     try:
         latest = worker.view.latest(user_id)
         if latest is not None:
-            await _write(response, "recommendation", latest)
+            await _write(response, "recommendation", public_recommendation(latest) if public else latest)
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_SECONDS)
@@ -222,7 +174,11 @@ async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.St
                 await response.write(b": keep-alive\n\n")
                 continue
             kind = SSE_EVENTS.get(message["topic"], "trigger")
-            await _write(response, kind, message["value"])
+            if public and kind != "recommendation":
+                continue  # triggers and segments tell a shopper's cart and profile
+            await _write(
+                response, kind, public_recommendation(message["value"]) if public else message["value"]
+            )
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from streams.config import Settings
 from streams.logs import LogRecord
+from tests.integration.browser import launch, require_chromium
 from tests.integration.harness import produce, read_topic, start_worker, wait_until
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _view(user: str, n: int, item: str) -> LogRecord:
@@ -27,11 +22,7 @@ def _view(user: str, n: int, item: str) -> LogRecord:
 
 
 def test_demo_page_updates_live(settings: Settings, tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        message = "chromium not installed (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     user = "page-shopper"
@@ -42,17 +33,7 @@ def test_demo_page_updates_live(settings: Settings, tmp_path: Path) -> None:
         # A worker's first start on a fresh broker can take a while (group coordinator, recovery).
         wait_until(lambda: bool(read_topic(settings, "recommendations")), 180, "the first recommendation")
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--no-first-run",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-            )
+            browser = launch(p)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{settings.web_port}/demo?user={user}")
             page.wait_for_function(
