@@ -19,6 +19,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.item_views import LIST_PARAMETERS, openapi_paths, register_item_views
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -56,8 +57,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "streams worker API", "version": "1"},
         "paths": {
             "/users/{user_id}/recommendations": op(
-                "Latest recommendation event for the user (schemas/recommendation.v1.json)",
-                params=[user],
+                "Latest recommendation event for the user (schemas/recommendation.v1.json); with "
+                "parameters, a list computed now from the user's state, each item with its reason",
+                params=[user, *LIST_PARAMETERS],
                 **{"404": {"description": "no recommendation yet"}},
             ),
             "/users/{user_id}/recommendations/stream": op(
@@ -87,6 +89,7 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": op("Liveness and counters of this worker"),
             "/metrics": op("Prometheus metrics", "text/plain"),
             "/demo": op("Demo page following one shopper", "text/html"),
+            **openapi_paths(),
         },
     }
 
@@ -99,6 +102,7 @@ def register_views(worker: Worker) -> None:
     app = worker.app
     view = worker.view
     session: aiohttp.ClientSession | None = None
+    items = register_item_views(worker)
 
     async def forwarded(request: Any, user_id: str) -> Any | None:
         """The owner's answer when another worker owns the user; None: answer here."""
@@ -146,6 +150,8 @@ def register_views(worker: Worker) -> None:
     async def recommendations(web: Any, request: Any, user_id: str) -> Any:
         if (reply := await forwarded(request, user_id)) is not None:
             return reply
+        if request.query:  # parameters: computed now from the shopper's state (streams.live.item_views)
+            return await items.recommendations(request, user_id)
         latest = view.latest(user_id)
         if latest is None:
             return web.json({"error": "no recommendation yet", "user_id": user_id}, status=404)
