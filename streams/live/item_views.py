@@ -60,13 +60,13 @@ class ItemViews:
     def partition_states(self) -> dict[int, PartitionState]:
         """The owned partitions' states as of the last checkpoint begun (read like a user's state:
         safe from this thread while the processing loop runs)."""
-        loop = self.worker.loop
-        out: dict[int, PartitionState] = {}
-        for partition in sorted(list(loop.partitions.tasks)):
-            raw = loop.read(partition, PARTITION_TABLE, partition_key(partition))
-            if raw is not None:
-                out[partition] = PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
-        return out
+        states = {p: self.partition_state(p) for p in sorted(list(self.worker.loop.partitions.tasks))}
+        return {p: state for p, state in states.items() if state is not None}
+
+    def partition_state(self, partition: int) -> PartitionState | None:
+        """None: not owned here, or nothing counted in it yet."""
+        raw = self.worker.loop.read(partition, PARTITION_TABLE, partition_key(partition))
+        return None if raw is None else PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
 
     def knows(self, item_id: str, space: ItemSpace | None) -> bool:
         return item_id in self.worker.catalog.items or (space is not None and item_id in space)
@@ -106,15 +106,14 @@ class ItemViews:
 
     async def recommendations(self, request: Any, user_id: str) -> aioweb.Response:
         """`GET /users/{id}/recommendations` with parameters, on the worker owning the shopper."""
-        try:
-            query = parse_query(request.query.items())
-        except QueryError as exc:
-            return _error(str(exc), 400)
+        query, failed = _query(request)
+        if failed is not None:
+            return failed
         view = self.worker.view
         state = view.state(user_id)
         if state is None:
             return _error("unknown user", 404, user_id=user_id)
-        partition = self.partition_states().get(view.partition_for(user_id))
+        partition = self.partition_state(view.partition_for(user_id))
         trending = (
             partition.trending if partition is not None else Trending(self.worker.rules.trending_half_life_ms)
         )
