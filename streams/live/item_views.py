@@ -53,9 +53,8 @@ class ItemViews:
         return item_space() if item_space is not None else None
 
     async def _space(self) -> ItemSpace | None:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self.space
-        )  # a first load reads the graph
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.space)  # a first call reads the model's graph
 
     def partition_states(self) -> dict[int, PartitionState]:
         """The owned partitions' states as of the last checkpoint begun (read like a user's state:
@@ -64,9 +63,14 @@ class ItemViews:
         return {p: state for p, state in states.items() if state is not None}
 
     def partition_state(self, partition: int) -> PartitionState | None:
-        """None: not owned here, or nothing counted in it yet."""
-        raw = self.worker.loop.read(partition, PARTITION_TABLE, partition_key(partition))
-        return None if raw is None else PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
+        """None: not owned here. An owned partition that has counted nothing yet has an empty state."""
+        loop = self.worker.loop
+        if partition not in loop.partitions.tasks:
+            return None
+        raw = loop.read(partition, PARTITION_TABLE, partition_key(partition))
+        if raw is None:
+            return self.worker.processor.new_partition_state()
+        return PartitionState.from_wire(msgpack.unpackb(raw, raw=False))
 
     def knows(self, item_id: str, space: ItemSpace | None) -> bool:
         return item_id in self.worker.catalog.items or (space is not None and item_id in space)
@@ -113,7 +117,7 @@ class ItemViews:
         state = view.state(user_id)
         if state is None:
             return _error("unknown user", 404, user_id=user_id)
-        partition = self.partition_state(view.partition_for(user_id))
+        partition = self.partition_state(view.partition_for(user_id))  # None: moved away just now
         trending = (
             partition.trending if partition is not None else Trending(self.worker.rules.trending_half_life_ms)
         )

@@ -48,7 +48,7 @@ def worker(states: dict[int, PartitionState], users: dict[str, UserState] | None
         catalog=SimpleNamespace(
             items={"a": CatalogItem("a", 0, price=5.0), "b": CatalogItem("b", 0, price=50.0)}
         ),
-        processor=SimpleNamespace(recommender=TrendingOnly()),
+        processor=SimpleNamespace(recommender=TrendingOnly(), new_partition_state=lambda: partition()),
         rules=RulesConfig(),
         view=SimpleNamespace(state=(users or {}).get, partition_for=lambda user: 0),
     )
@@ -75,7 +75,7 @@ def partition(*clicks: tuple[str, int], bought: tuple[list[str], ...] = ()) -> P
 def test_trending_covers_the_partitions_it_could_read_and_says_so() -> None:
     views = ItemViews(worker({0: partition(("a", HOUR), ("b", 0), ("b", 0))}))
     status, body = answer(asyncio.run(views.trending(request(n="5", fields="price"))))
-    assert status == 200 and body["partitions"] == 1 and body["of"] == 4
+    assert status == 200 and body["partitions"] == 2 and body["of"] == 4  # 2 and 3 have no owner now
     assert [(i["item_id"], i["price"], i["reason"]) for i in body["items"]] == [
         ("a", 5.0, "trending"),
         ("b", 50.0, "trending"),
