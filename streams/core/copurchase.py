@@ -51,9 +51,6 @@ class CoPurchases:
                 out[a] = count
         return out
 
-    def __contains__(self, item_id: object) -> bool:
-        return any(item_id in pair for pair in self.counts)
-
     def to_wire(self) -> dict[str, Any]:
         return {"k": self.capacity, "p": [[a, b, n] for (a, b), n in self.counts.items()]}
 
