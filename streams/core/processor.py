@@ -20,6 +20,8 @@ from typing import Any
 from streams.core import segments, triggers
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
+from streams.core.copurchase import WINDOW_MS as CO_PURCHASE_WINDOW_MS
+from streams.core.copurchase import CoPurchases
 from streams.core.demand import (
     COUNTED_CLICKS,
     DEMAND,
@@ -75,15 +77,18 @@ class EventResult:
 
 @dataclass(slots=True)
 class PartitionState:
-    """What a partition knows beyond its users: trending items, demand windows, its watermark."""
+    """What a partition knows beyond its users: trending items, items bought together, demand
+    windows, its watermark."""
 
     trending: Trending
     watermark: int = -1
     offsets: dict[str, int] = field(default_factory=dict)
     demand: DemandWindows | None = None  # None: demand signals are off
+    bought: CoPurchases = field(default_factory=CoPurchases)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"tr": self.trending.to_wire(), "wm": self.watermark, "o": self.offsets}
+        wire["bt"] = self.bought.to_wire()
         if self.demand is not None:
             wire["dm"] = self.demand.to_wire()
         return wire
@@ -91,7 +96,8 @@ class PartitionState:
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> PartitionState:
         demand = DemandWindows.from_wire(raw["dm"]) if "dm" in raw else None
-        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"], demand)
+        bought = CoPurchases.from_wire(raw.get("bt"))
+        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"], demand, bought)
 
 
 @dataclass(slots=True)
@@ -177,6 +183,7 @@ class Processor:
             state = latest(event.user_id)
             if counted:
                 touched.add(incoming.partition)
+                _count_co_purchases(part, event, state)
                 results[index].outputs += self._demand(part, incoming, state)
             if state is not None and is_duplicate(state, event, incoming.position):
                 continue
@@ -435,6 +442,20 @@ def _carried(
     if memory is not None and memory.through == previous:
         return (memory.version, memory.vector), None
     return None, None
+
+
+def _count_co_purchases(part: PartitionState, event: UserEvent, state: UserState | None) -> None:
+    """A placed order's items, bought together with each other and with the shopper's earlier
+    purchases of the window (the state before this order: the same in every replay)."""
+    if not isinstance(event, Order) or event.status != "placed":
+        return
+    since = event.ts - CO_PURCHASE_WINDOW_MS
+    earlier = [
+        item
+        for item, p in (state.purchases.items() if state is not None else ())
+        if p.status != "cancelled" and p.order_id != event.order_id and since <= p.ts <= event.ts
+    ]
+    part.bought.add_order([line.item_id for line in event.items], earlier)
 
 
 def recommendation_value(user_id: str, compact: list[Any]) -> dict[str, Any]:

@@ -75,6 +75,55 @@ def operation(
     return out
 
 
+def query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+# The request-time parameters of every item list (streams.core.listing).
+LIST_PARAMETERS = [
+    query_parameter("n", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}, "how many items"),
+    query_parameter("placement", {"type": "string", "maxLength": 64}, "where the list is shown (echoed)"),
+    query_parameter("category", {"type": "string"}, "only items of this catalog category"),
+    query_parameter("min_price", {"type": "number", "minimum": 0}, "only items priced at least this"),
+    query_parameter("max_price", {"type": "number", "minimum": 0}, "only items priced at most this"),
+    query_parameter("in_stock", {"type": "boolean"}, "only items the catalog lists as in (or out of) stock"),
+    query_parameter("exclude", {"type": "string"}, "comma-separated item ids to leave out (repeatable)"),
+    query_parameter(
+        "fields", {"type": "string"}, "comma-separated catalog fields: title, price, category, in_stock"
+    ),
+]
+
+
+def item_list_paths() -> dict[str, dict[str, Any]]:
+    item = path_parameter("item_id", "an item of the catalog or the model's vocabulary")
+    answers = {
+        "200": json_body({"type": "object"}, "the ranked items"),
+        "400": error("unknown parameter or bad value"),
+    }
+    unknown = {"404": error("unknown item")}
+    return {
+        "/items/{item_id}/similar": {
+            "get": operation(
+                "Items similar to an item (the model's embeddings)",
+                {**answers, **unknown},
+                [item, *LIST_PARAMETERS],
+            )
+        },
+        "/items/{item_id}/bought-together": {
+            "get": operation(
+                "Items bought together with an item (co-purchase counts, whole shop)",
+                {**answers, **unknown},
+                [item, *LIST_PARAMETERS],
+            )
+        },
+        "/items/trending": {
+            "get": operation(
+                "Trending items of the whole shop (decayed view and cart counts)", answers, LIST_PARAMETERS
+            )
+        },
+    }
+
+
 def token_protected(summary: str, document: dict[str, Any]) -> dict[str, Any]:
     return {
         "get": operation(
@@ -123,13 +172,15 @@ def paths() -> dict[str, dict[str, Any]]:
         },
         "/users/{user_id}/recommendations": {
             "get": operation(
-                "The user's latest recommendation; without a shopper token, without `provenance.removed`",
+                "The user's latest recommendation (without a shopper token, without `provenance.removed`); "
+                "with list parameters, a list computed now from the user's state, each item with its reason",
                 {
                     "200": json_body(ref("Recommendation"), "OK"),
+                    "400": error("unknown parameter or bad value"),
                     "401": refused_token,
                     "404": error("no recommendation yet"),
                 },
-                [USER],
+                [USER, *LIST_PARAMETERS],
                 SHOPPER,
             )
         },
@@ -165,6 +216,7 @@ def paths() -> dict[str, dict[str, Any]]:
         "/users/{user_id}/context": token_protected(
             "Compact summary for a shopping assistant's prompt, at most 4 KiB", {"type": "object"}
         ),
+        **item_list_paths(),
         "/livez": {
             "get": operation(
                 "Liveness: 503 only when stalled (an orchestrator restarts the worker)",

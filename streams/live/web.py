@@ -20,9 +20,16 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.item_views import register_item_views
 from streams.live.openapi import openapi_document
 from streams.live.operations import register_operations
-from streams.live.shopper_access import Access, AccessRefused, public_recommendation, shopper_access
+from streams.live.shopper_access import (
+    TOKEN_PARAMETER,
+    Access,
+    AccessRefused,
+    public_recommendation,
+    shopper_access,
+)
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -48,6 +55,7 @@ def register_views(worker: Worker) -> None:
     view = worker.view
     session: aiohttp.ClientSession | None = None
     register_operations(worker)  # /livez, /readyz, the model swap, request and build metrics
+    items = register_item_views(worker)
 
     async def forwarded(request: Any, user_id: str) -> Any | None:
         """The owner's answer when another worker owns the user; None: answer here."""
@@ -99,6 +107,9 @@ def register_views(worker: Worker) -> None:
             return web.json({"error": str(exc)}, status=401)
         if (reply := await forwarded(request, user_id)) is not None:
             return reply
+        if any(name != TOKEN_PARAMETER for name in request.query):
+            # List parameters: computed now from the shopper's state (streams.live.item_views).
+            return await items.recommendations(request, user_id)
         latest = view.latest(user_id)
         if latest is None:
             return web.json({"error": "no recommendation yet", "user_id": user_id}, status=404)

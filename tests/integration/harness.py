@@ -201,3 +201,24 @@ def latest_on_topic(settings: Settings) -> dict[str, dict[str, Any]]:
         if key not in latest or m.offset > latest[key][0]:
             latest[key] = (m.offset, decode_value(m.value))
     return {k: v for k, (_, v) in latest.items()}
+
+
+def two_workers_after(records: list[LogRecord], settings: Settings, tmp_path: Path) -> list[WorkerProcess]:
+    """Two workers of one group, started on `records` (produced first), returned once every event
+    has its recommendation and each worker owns some of the input partitions. The caller stops them."""
+    produce(records, settings)
+    second = replace(settings, web_port=free_port(), data_dir=str(tmp_path / "second"))
+    workers = [start_worker(settings, tmp_path), start_worker(second, tmp_path)]
+    try:
+        for w in workers:
+            w.wait_healthy()
+        events = sum(1 for r in records if r.topic in ("clicks", "orders"))
+        wait_until(lambda: len(read_topic(settings, "recommendations")) >= events, 240, "all recommendations")
+        wait_until(
+            lambda: all((w.health() or {}).get("partitions") for w in workers), 60, "a split assignment"
+        )
+    except BaseException:
+        for w in workers:
+            w.stop()
+        raise
+    return workers

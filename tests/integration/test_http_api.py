@@ -18,12 +18,10 @@ from streams.live.shopper_access import public_recommendation
 from streams.logs import LogRecord
 from tests.integration.harness import (
     WorkerProcess,
-    free_port,
     get,
     latest_on_topic,
     produce,
-    read_topic,
-    start_worker,
+    two_workers_after,
     wait_until,
 )
 
@@ -56,18 +54,8 @@ class SseReader(threading.Thread):
 def test_both_workers_serve_what_the_topic_last_carried(settings: Settings, tmp_path: Path) -> None:
     settings = replace(settings, api_token="s3cret")
     records = list(generate_traffic(TrafficConfig(users=60, items=200, events=2000, seed=21)))
-    produce(records, settings)
-    second = replace(settings, web_port=free_port(), data_dir=str(tmp_path / "second"))
-    workers: list[WorkerProcess] = [start_worker(settings, tmp_path), start_worker(second, tmp_path)]
+    workers: list[WorkerProcess] = two_workers_after(records, settings, tmp_path)
     try:
-        for w in workers:
-            w.wait_healthy()
-        events = sum(1 for r in records if r.topic in ("clicks", "orders"))
-        wait_until(lambda: len(read_topic(settings, "recommendations")) >= events, 240, "all recommendations")
-        # Both workers own some partitions.
-        wait_until(
-            lambda: all((w.health() or {}).get("partitions") for w in workers), 60, "a split assignment"
-        )
         latest = latest_on_topic(settings)
         users = sorted(latest)[:25]
         for w in workers:
