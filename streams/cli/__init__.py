@@ -11,7 +11,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that `streams --help` stays cheap and a module can't import the app cyclically.
-    from streams.cli import bench, data, demo, forecast, kafka, logs, model, topics, worker  # noqa: F401
+    from streams.cli import attribution, bench, data, demo, forecast, kafka, logs, model, topics, worker  # noqa: F401
 
 
 def main() -> None:

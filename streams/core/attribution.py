@@ -222,6 +222,19 @@ def summarize(parts: Iterable[Mapping[str, Mapping[str, list[int]]]], window_ms:
     return {"attribution_window_ms": window_ms, "totals": _row(overall), "rows": rows}
 
 
+def shop_summary(
+    by_partition: Mapping[int, Mapping[str, Mapping[str, list[int]]]], partitions: int, window_ms: int
+) -> dict[str, Any]:
+    """`summarize` over the partitions at hand, saying which of the shop's `partitions` it covers."""
+    missing = sorted(set(range(partitions)) - set(by_partition))
+    return {
+        **summarize((by_partition[p] for p in sorted(by_partition)), window_ms),
+        "partitions": sorted(by_partition),
+        "missing_partitions": missing,
+        "complete": not missing,
+    }
+
+
 def _row(values: list[int]) -> dict[str, Any]:
     impressions, clicks, carts, orders, cents = values
     return {

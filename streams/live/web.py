@@ -19,6 +19,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.attribution import register_attribution
 
 if TYPE_CHECKING:
     from streams.core.state import UserState
@@ -83,6 +84,12 @@ def openapi_document() -> dict[str, Any]:
                 "(docs/segments.md, Assistant context; requires the token)",
                 params=[user],
                 **protected,
+            ),
+            "/stats/recommendations": op(
+                "Impressions, clicks, add-to-carts, orders and revenue attributed to recommendations, per "
+                "model version and placement, over every partition of the shop (docs/recommendations.md, "
+                "Attribution; requires the token)",
+                **{"401": protected["401"]},
             ),
             "/healthz": op("Liveness and counters of this worker"),
             "/metrics": op("Prometheus metrics", "text/plain"),
@@ -196,6 +203,7 @@ def register_views(worker: Worker) -> None:
         return await _serve_events(worker, request, user_id)
 
     _ = (healthz, metrics, openapi, demo, recommendations, user_state, user_profile, user_context, stream)
+    register_attribution(worker, FORWARDED_BY)
 
 
 async def _serve_events(worker: Worker, request: Any, user_id: str) -> aioweb.StreamResponse:
