@@ -18,7 +18,15 @@ from streams.core.config import HOUR
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord, write_log
 from streams.serving import DEFAULT_MODEL
-from tests.integration.harness import get, message_count, offline, produce, start_worker, wait_until
+from tests.integration.harness import (
+    free_port,
+    get,
+    message_count,
+    offline,
+    produce,
+    start_worker,
+    wait_until,
+)
 
 TOKEN = "s3cret"
 PLACEMENTS = ("home", "product_page", "cart")
@@ -99,6 +107,13 @@ def shop_log(settings: Settings) -> tuple[list[LogRecord], dict[tuple[str, str],
     return catalog + events, expected
 
 
+def window_rules(folder: Path) -> Path:
+    """Rules with an attribution window of one hour: the scripted late orders fall outside it."""
+    rules = folder / "rules.toml"
+    rules.write_text(f"attribution_window_ms = {HOUR}\n", encoding="utf-8")
+    return rules
+
+
 def figures(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
     return {(r["model_version"], r["placement"]): [round(r[m], 2) for m in MEASURES] for r in rows}
 
@@ -107,8 +122,7 @@ def test_live_and_offline_attribution_equal_the_counts_of_the_scripted_shoppers(
     bootstrap: str, settings: Settings, tmp_path: Path
 ) -> None:
     settings = replace(settings, api_token=TOKEN)
-    rules = tmp_path / "rules.toml"
-    rules.write_text(f"attribution_window_ms = {HOUR}\n", encoding="utf-8")
+    rules = window_rules(tmp_path)
     records, expected = shop_log(settings)
     want = {key: [round(v, 2) for v in row] for key, row in expected.items()}
     assert {p for _, p in want} == set(PLACEMENTS) and all(row[3] for row in want.values())
@@ -144,7 +158,10 @@ def test_live_and_offline_attribution_equal_the_counts_of_the_scripted_shoppers(
             status, live = get(f"{base}/stats/recommendations", token=TOKEN)
             return status == 200 and figures(live["rows"]) == want
 
-        wait_until(counted, 60, f"the attribution counts {want}, last {live}")
+        try:
+            wait_until(counted, 60, f"the attribution counts {want}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{live}\n{worker.log_tail(30)}") from exc
         assert live["complete"] and live["partitions"] == list(range(settings.partitions))
         assert {
             k: v for k, v in live.items() if k not in ("partitions", "missing_partitions", "complete")
@@ -158,3 +175,44 @@ def test_live_and_offline_attribution_equal_the_counts_of_the_scripted_shoppers(
             assert f"streams_attributed_impressions_total{{{labels}}} {float(row[0])}" in metrics
     finally:
         worker.stop()
+
+
+def test_each_of_two_workers_answers_for_the_whole_shop(settings: Settings, tmp_path: Path) -> None:
+    settings = replace(settings, api_token=TOKEN)
+    records, expected = shop_log(settings)
+    want = {key: [round(v, 2) for v in row] for key, row in expected.items()}
+    produce(records, settings)
+    second = replace(settings, web_port=free_port(), data_dir=str(tmp_path / "second"))
+    rules = window_rules(tmp_path)
+    workers = [start_worker(settings, tmp_path, rules=rules), start_worker(second, tmp_path, rules=rules)]
+    try:
+        for w in workers:
+            w.wait_healthy()
+        events = sum(
+            1 for r in records if r.topic != "catalog" and (r.value or {}).get("type") != "impression"
+        )
+        wait_until(lambda: message_count(settings, "recommendations") >= events, 300, "all recommendations")
+        wait_until(
+            lambda: all((w.health() or {}).get("partitions") for w in workers), 60, "a split assignment"
+        )
+        owned: list[set[str]] = []
+        for w in workers:
+            base = f"http://127.0.0.1:{w.settings.web_port}"
+            answer: dict[str, Any] = {}
+
+            def whole(base: str = base) -> bool:
+                nonlocal answer
+                status, answer = get(f"{base}/stats/recommendations", token=TOKEN)
+                return status == 200 and answer["complete"] and figures(answer["rows"]) == want
+
+            try:
+                wait_until(whole, 60, f"the whole shop's counts from {base}")
+            except TimeoutError as exc:
+                raise AssertionError(f"{answer}\n{w.log_tail(30)}") from exc
+            status, local = get(f"{base}/stats/recommendations?scope=local", token=TOKEN)
+            assert status == 200
+            owned.append(set(local["partitions"]))
+        assert owned[0] and owned[1] and not owned[0] & owned[1]  # each answered the rest from the other
+    finally:
+        for w in workers:
+            w.stop()
