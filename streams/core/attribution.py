@@ -40,6 +40,11 @@ def is_impression(event: UserEvent) -> bool:
     return isinstance(event, Click) and event.type == IMPRESSION
 
 
+def is_impression_value(value: Mapping[str, Any]) -> bool:
+    """The same for an event as a log holds it (training reads logs without typing them)."""
+    return value.get("type") == IMPRESSION
+
+
 @dataclass(frozen=True, slots=True)
 class Attribution:
     """A shopper's part: the last impressions ([rec_id, version, placement], oldest first) and the
