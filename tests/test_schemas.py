@@ -61,13 +61,37 @@ def test_item_id_is_required_except_for_search() -> None:
         assert (caught.value.code, caught.value.field) == ("missing_field", "data.item_id")
 
 
-def test_every_click_type_but_search_requires_an_item() -> None:
+def test_every_click_type_but_search_and_impression_requires_an_item() -> None:
     """The condition names the types that need an item (a valid click then raises nothing inside
-    the validator); a new type must be named there too."""
+    the validator); a new type must be named there too. An impression names its items in `items`."""
     schema = load_schema("click")
     needing = schema["if"]["properties"]["type"]["enum"]
-    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - {"search"})
+    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - {"search", "impression"})
     assert schema["then"] == {"required": ["item_id"]}
+
+
+def test_an_impression_needs_the_recommendation_it_showed() -> None:
+    shown = {"event_id": "c-9", "user_id": "u-1", "type": "impression", "ts": 1, "placement": "home"}
+    with pytest.raises(SchemaViolation) as caught:
+        validate("click", shown)
+    assert (caught.value.code, caught.value.field) == ("missing_field", "data.rec_id")
+    validate("click", {**shown, "rec_id": "r-1", "items": ["sku-1", "sku-2"]})
+    with pytest.raises(SchemaViolation) as caught:
+        validate("click", {**shown, "rec_id": "r-1", "items": [""]})
+    assert caught.value.code == "too_short"
+
+
+def test_clicks_and_orders_may_say_which_recommendation_they_came_from() -> None:
+    validate("click", {**CLICK, "rec_id": "r-1", "position": 3, "placement": "product_page"})
+    with pytest.raises(SchemaViolation) as caught:
+        validate("click", {**CLICK, "rec_id": "r-1", "position": 0})
+    assert (caught.value.code, caught.value.field) == ("out_of_range", "data.position")
+    line = {"item_id": "sku-1", "quantity": 1}
+    order = {"event_id": "o", "user_id": "u", "order_id": "x", "status": "placed", "items": [line], "ts": 1}
+    validate("order", {**order, "rec_id": "r-1", "placement": "email"})
+    with pytest.raises(SchemaViolation) as caught:
+        validate("order", {**order, "placement": ""})
+    assert caught.value.code == "too_short"
 
 
 def test_order_items_are_checked() -> None:

@@ -12,6 +12,7 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so that `streams --help` stays cheap and a module can't import the app cyclically.
     from streams.cli import (  # noqa: F401
+        attribution,
         bench,
         data,
         deliver,

@@ -110,6 +110,8 @@ class RulesConfig:
         (HOUR, 15 * MINUTE, ("category",)),
     )
     demand_lateness_ms: int = 5 * MINUTE  # a window is emitted when the watermark passes end + this
+    # attribution: an add-to-cart or order counts for a click on a recommended item this long before
+    attribution_window_ms: int = DAY
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RulesConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search"]
+ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search", "impression"]
 OrderStatus = Literal["placed", "cancelled", "returned"]
 
 SCHEMA_VERSION = 1  # of every event shape; the JSON Schemas in schemas/ carry the same number
@@ -35,6 +35,11 @@ class Click:
     category: str | None = None
     query: str | None = None
     marketing_consent: bool | None = None
+    # attribution (streams.core.attribution): where a recommended item was shown or clicked
+    rec_id: str | None = None
+    position: int | None = None
+    placement: str | None = None
+    items: tuple[str, ...] = ()  # an impression's items shown
 
     source = CLICKS
 
@@ -52,6 +57,10 @@ class Click:
             category=value.get("category"),
             query=value.get("query"),
             marketing_consent=value.get("marketing_consent"),
+            rec_id=value.get("rec_id"),
+            position=as_int(value.get("position")),
+            placement=value.get("placement"),
+            items=tuple(value.get("items", ())),
         )
 
 
@@ -72,6 +81,9 @@ class Order:
     ts: int
     total: float | None = None
     currency: str | None = None
+    rec_id: str | None = None  # the recommendation the whole order is attributed to
+    position: int | None = None
+    placement: str | None = None
 
     source = ORDERS
 
@@ -88,6 +100,9 @@ class Order:
             ts=as_int(value["ts"]),
             total=value.get("total"),
             currency=value.get("currency"),
+            rec_id=value.get("rec_id"),
+            position=as_int(value.get("position")),
+            placement=value.get("placement"),
         )
 
 

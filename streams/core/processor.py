@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core import segments, triggers
+from streams.core import attribution, segments, triggers
+from streams.core.attribution import AttributionCounts, is_impression
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.copurchase import WINDOW_MS as CO_PURCHASE_WINDOW_MS
@@ -78,26 +79,30 @@ class EventResult:
 @dataclass(slots=True)
 class PartitionState:
     """What a partition knows beyond its users: trending items, items bought together, demand
-    windows, its watermark."""
+    windows, its watermark, the attribution counts of its shoppers."""
 
     trending: Trending
     watermark: int = -1
     offsets: dict[str, int] = field(default_factory=dict)
     demand: DemandWindows | None = None  # None: demand signals are off
     bought: CoPurchases = field(default_factory=CoPurchases)
+    attribution: AttributionCounts = field(default_factory=AttributionCounts)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"tr": self.trending.to_wire(), "wm": self.watermark, "o": self.offsets}
         wire["bt"] = self.bought.to_wire()
         if self.demand is not None:
             wire["dm"] = self.demand.to_wire()
+        if self.attribution:
+            wire["at"] = self.attribution.to_wire()
         return wire
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> PartitionState:
         demand = DemandWindows.from_wire(raw["dm"]) if "dm" in raw else None
         bought = CoPurchases.from_wire(raw.get("bt"))
-        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"], demand, bought)
+        counts = AttributionCounts.from_wire(raw.get("at"))
+        return cls(Trending.from_wire(raw["tr"]), raw["wm"], raw["o"], demand, bought, counts)
 
 
 @dataclass(slots=True)
@@ -114,6 +119,7 @@ class _Applied:
     facts: UserState
     request: int | None  # index into the batch's model requests; None: trending fallback
     fallback: list[tuple[str, float]] | None
+    recommend: bool = True  # False: an impression, which only counts (core.attribution)
 
 
 class Processor:
@@ -188,6 +194,12 @@ class Processor:
             if state is not None and is_duplicate(state, event, incoming.position):
                 continue
             new = apply_event(state, event, incoming.position, self.limits, self.catalog)
+            if is_impression(event):
+                ledger[event.user_id] = new
+                snapshots.setdefault(event.user_id, []).append((index, new))
+                results[index].applied = True
+                applied.append(_Applied(index, incoming, new, None, None, recommend=False))
+                continue
             new.replayed = incoming.replay
             self._watch(new, event)
             triggers.schedule(new, event, self.config)
@@ -205,9 +217,12 @@ class Processor:
         step = next(pending, None)
         for index, incoming in enumerate(batch):
             if step is not None and step.index == index:
-                outputs, intent = self._immediate(step, predictions, ledger)
-                results[index].outputs += outputs
-                results[index].outputs += self._segments_after(step, intent, ledger)
+                if self._attribute(step, ledger, partitions):
+                    touched.add(incoming.partition)
+                if step.recommend:
+                    outputs, intent = self._immediate(step, predictions, ledger)
+                    results[index].outputs += outputs
+                    results[index].outputs += self._segments_after(step, intent, ledger)
                 step = next(pending, None)
             now = watermarks[index] - self.config.allowed_lateness_ms
             results[index].outputs += self._fire_due(
@@ -339,6 +354,22 @@ class Processor:
         now = max(event.ts, facts.last_ts or event.ts)
         values = self.segments.update(facts, owner, intent, now, event.event_id, event.event_id)
         return [Output(AUDIENCE_SEGMENTS, event.user_id, v) for v in values]
+
+    def _attribute(
+        self, step: _Applied, ledger: dict[str, UserState | None], partitions: dict[int, PartitionState]
+    ) -> bool:
+        """Count the event's part in attribution, against the shopper's latest recommendation as of
+        the event before (this event's own is made after). True: the partition's counts changed."""
+        event = step.incoming.event
+        owner = ledger[event.user_id]
+        if owner is None:
+            return False
+        counts = partitions[step.incoming.partition].attribution
+        before = counts.changes
+        owner.attribution = attribution.attribute(
+            owner.attribution, event, owner.recommendation, self.config.attribution_window_ms, counts
+        )
+        return counts.changes != before
 
     def _immediate(
         self, step: _Applied, predictions: list[Prediction], ledger: dict[str, UserState | None]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core import profile as profiles
+from streams.core.attribution import Attribution, is_impression
 from streams.core.catalog import Catalog
 from streams.core.events import SOURCE_RANK, Click, Order, Position, UserEvent
 from streams.core.profile import Profile
@@ -141,6 +142,7 @@ class UserState:
     # the latest recommendation, compact (streams.core.processor.recommendation_value reads it)
     recommendation: list[Any] | None = None
     model: ModelMemory | None = None  # written after the model, like `recommendation`
+    attribution: Attribution | None = None  # recommendations shown and clicked (core.attribution)
 
     def copy(self) -> UserState:
         return UserState(
@@ -167,6 +169,7 @@ class UserState:
             segments=list(self.segments),
             recommendation=self.recommendation,  # never mutated: replaced whole
             model=self.model,  # immutable
+            attribution=self.attribution,  # immutable
         )
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
@@ -185,7 +188,7 @@ class UserState:
     # -- wire form: compact lists inside a msgpack map, ~40 bytes per recent event ------------------
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "v": 1,
             "u": self.user_id,
             "r": [e.to_wire() for e in self.recent],
@@ -202,6 +205,9 @@ class UserState:
             "l": self.recommendation,
             "m": None if self.model is None else self.model.to_wire(),
         }
+        if self.attribution is not None:  # most shoppers never click a recommendation: no key
+            wire["a"] = self.attribution.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> UserState:
@@ -229,6 +235,7 @@ class UserState:
             segments=segments,
             recommendation=raw.get("l"),  # states written before it have none
             model=ModelMemory.from_wire(raw.get("m")),
+            attribution=Attribution.from_wire(raw.get("a")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,6 +284,17 @@ class UserState:
             "segments": list(self.segments),
             "recommendation": None if self.recommendation is None else self.recommendation[0],  # rec_id
             "model_state": None if self.model is None else self.model.describe(),
+            "attribution": None
+            if self.attribution is None
+            else {
+                "shown": [
+                    {"rec_id": r, "model_version": v, "placement": p} for r, v, p in self.attribution.shown
+                ],
+                "touches": [
+                    {"item_id": i, "ts": ts, "model_version": v, "placement": p}
+                    for i, ts, v, p in self.attribution.touches
+                ],
+            },
         }
 
 
@@ -317,6 +335,8 @@ def apply_event(
     new.seq[event.source] = seq
     if position is not None:
         new.offsets[position.slot] = position.offset
+    if is_impression(event):
+        return new  # what was shown, not what the shopper did: only counted (core.attribution)
     new.first_ts = event.ts if new.first_ts is None else min(new.first_ts, event.ts)
     new.last_ts = event.ts if new.last_ts is None else max(new.last_ts, event.ts)
     if isinstance(event, Click):

@@ -217,6 +217,18 @@ def paths() -> dict[str, dict[str, Any]]:
             "Compact summary for a shopping assistant's prompt, at most 4 KiB", {"type": "object"}
         ),
         **item_list_paths(),
+        "/stats/recommendations": {
+            "get": operation(
+                "Impressions, clicks, add-to-carts, orders and revenue attributed to recommendations, per "
+                "model version and placement, over every partition of the shop (docs/recommendations.md, "
+                "Attribution)",
+                {
+                    "200": json_body({"type": "object"}, "the figures and the partitions they cover"),
+                    "401": error("missing or wrong API token"),
+                },
+                security=[{"apiToken": []}],
+            )
+        },
         "/livez": {
             "get": operation(
                 "Liveness: 503 only when stalled (an orchestrator restarts the worker)",

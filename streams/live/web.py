@@ -20,6 +20,7 @@ from aiohttp import web as aioweb
 
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
+from streams.live.attribution import register_attribution
 from streams.live.item_views import register_item_views
 from streams.live.openapi import openapi_document
 from streams.live.operations import register_operations
@@ -164,6 +165,7 @@ def register_views(worker: Worker) -> None:
         return await _serve_events(worker, request, user_id, access)
 
     _ = (healthz, metrics, openapi, demo, recommendations, user_state, user_profile, user_context, stream)
+    register_attribution(worker, FORWARDED_BY)
 
 
 async def _serve_events(worker: Worker, request: Any, user_id: str, access: Access) -> aioweb.StreamResponse:

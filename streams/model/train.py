@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from streams.core.attribution import is_impression_value
 from streams.logs import read_log
 from streams.model.features import EVENT_KINDS, RESERVED, Featurizer, FeaturizerConfig, ItemVocab, views
 from streams.model.net import NetConfig, SessionNet
@@ -197,6 +198,8 @@ def load_event_log(path: Path, config: TrainConfig) -> TrainingData:
         value = record.value
         if value is None or record.topic not in ("clicks", "orders"):
             continue
+        if is_impression_value(value):
+            continue  # what was shown, not what the shopper did: never in a served history either
         user = value["user_id"]
         if record.topic == "clicks":
             n_clicks += 1

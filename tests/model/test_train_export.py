@@ -20,7 +20,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from streams.cli import _register, app  # noqa: E402
 from streams.generate import TrafficConfig, generate_traffic  # noqa: E402
-from streams.logs import write_log  # noqa: E402
+from streams.logs import LogRecord, read_log, write_log  # noqa: E402
 from streams.model.export import PARITY_TOLERANCE, check_parity, export_model, random_inputs  # noqa: E402
 from streams.model.features import INPUT_NAMES, RESERVED, views  # noqa: E402
 from streams.model.runtime import OnnxRecommender, RecommenderRanker  # noqa: E402
@@ -173,3 +173,19 @@ def test_the_lr_decay_start_follows_the_epochs_the_budget_fits(
     from streams.model.train import schedule_decay_after
 
     assert schedule_decay_after(current, 4, epoch, planned) == expected
+
+
+def test_impressions_in_a_log_change_nothing_the_model_trains_on(event_log: Path, tmp_path: Path) -> None:
+    """Serving never reads an impression (it is not in the shopper's recent events): nor does training."""
+    mixed: list[LogRecord] = []
+    for n, record in enumerate(read_log(event_log)):
+        mixed.append(record)
+        if record.topic == "clicks" and n % 3 == 0:
+            value = {"event_id": f"imp-{n}", "user_id": record.key, "type": "impression", "rec_id": "r-1"}
+            mixed.append(LogRecord("clicks", record.key, record.ts, {**value, "ts": record.ts}))
+    with_impressions = tmp_path / "with-impressions.jsonl"
+    write_log(with_impressions, mixed)
+    plain, shown = load_event_log(event_log, TINY), load_event_log(with_impressions, TINY)
+    assert len(mixed) > len(list(read_log(event_log)))
+    for name in ("items", "kinds", "gaps", "offsets", "point_end", "target", "label"):
+        assert np.array_equal(getattr(plain, name), getattr(shown, name)), name
