@@ -153,3 +153,13 @@ def test_the_index_is_the_same_every_build_and_is_read_back_from_its_cache(
     assert bytes(faiss.serialize_index(reloaded.catalogue.index)) == cached.read_bytes()  # type: ignore[union-attr]
     histories = histories[:16]
     assert reloaded.recommend(histories, k=20) == approx.recommend(histories, k=20)
+
+
+def test_a_hot_swap_serves_the_new_artifact_from_its_index(cache_dir: Path, histories: list[History]) -> None:
+    served = OnnxRecommender(DEFAULT_MODEL, ann_min_items=1)
+    before = served.catalogue
+    assert served.swap(DEFAULT_MODEL) == served.version
+    assert served.catalogue is not None and served.catalogue is not before  # built (or read) anew
+    assert served.recommend(histories[:8], k=20) == OnnxRecommender(DEFAULT_MODEL, ann_min_items=1).recommend(
+        histories[:8], k=20
+    )
