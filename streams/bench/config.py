@@ -15,6 +15,9 @@ TARGETS = {
     "recovery_seconds": 30.0,
     "model_events_per_s_at_64": 25_000.0,  # the shipped model, one thread, full-window histories
     "long_history_cost": 1.2,  # per event, a full-window history against a 1-event one (batch 64)
+    # a generated 1,000,000-item catalogue served from its index (streams.model.ann), batch 64
+    "large_catalogue_events_per_s": 3_000.0,
+    "large_catalogue_recall_at_20": 0.95,  # of the served top 20 against exact scoring
 }
 
 
@@ -31,4 +34,5 @@ class BenchConfig:
     offline_events: int = 30_000
     state_users: int = 1_000_000  # RocksDB size and recovery are measured at this many users
     partitions: int = 8
+    catalogue_items: int = 1_000_000  # the generated large catalogue (streams.model.catalogue)
     seed: int = 7

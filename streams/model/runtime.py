@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
+from streams.model import ann
 from streams.model.features import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -71,6 +73,7 @@ class _Step:
     session: ort.InferenceSession
     state_size: int
     attend: int
+    outputs: tuple[str, ...] = STEP_OUTPUT_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +84,32 @@ class _Loaded:
     featurizer: Featurizer
     metadata: dict[str, Any] = field(repr=False)
     step: _Step | None = None
+    # a large catalogue: the graphs return the query (`ann.QUERY_NAME`) in place of the logits
+    catalogue: ann.AnnCatalogue | None = None
 
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
 
+    def outputs(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The window graph's output names as this artifact serves them."""
+        if self.catalogue is None:
+            return names
+        return tuple(ann.QUERY_NAME if name == ann.LOGITS_NAME else name for name in names)
 
-def _load(artifact_dir: Path | str, threads: int) -> _Loaded:
+    @property
+    def score_width(self) -> int:
+        """Columns of the graphs' first output: the vocabulary's logits, or the query vector."""
+        return len(self.vocab) if self.catalogue is None else self.catalogue.dim
+
+
+def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = None) -> _Loaded:
     directory = Path(artifact_dir)
     metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported artifact format {metadata.get('format')!r}")
+    if len(metadata["vocabulary"]["items"]) >= (ann.min_items() if ann_min_items is None else ann_min_items):
+        return _load_large(directory, metadata, threads)
     session = _session(directory / metadata["model"]["file"], threads)
     serving = metadata.get("serving", {"mode": "window"})
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
@@ -108,7 +126,31 @@ def _load(artifact_dir: Path | str, threads: int) -> _Loaded:
     return _Loaded(directory, session, vocab, featurizer, metadata, step)
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loaded:
+    """A catalogue served from an index (`streams.model.ann`): the graphs cut before their catalogue
+    product, the index loaded from its cache or built."""
+    serving = metadata.get("serving", {"mode": "window"})
+    if serving["mode"] not in ("step", "window"):
+        raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
+    outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
+    window, items = ann.cut_graph(onnx.load(str(directory / metadata["model"]["file"])), outputs)
+    session = _session(window.onnx_bytes, threads)
+    step = None
+    if serving["mode"] == "step":
+        cut, _ = ann.cut_graph(onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES)
+        step = _Step(
+            _session(cut.onnx_bytes, threads), int(serving["state_size"]), int(serving["attend"]), cut.outputs
+        )
+    vocab = ItemVocab(metadata["vocabulary"]["items"])
+    featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
+    items = items[RESERVED:]
+    params = ann.IndexParams()
+    index = ann.load_or_build_index(items, params, str(metadata["version"]), ann.cache_dir_for(directory))
+    catalogue = ann.AnnCatalogue(items, vocab.order[RESERVED:], index, params)
+    return _Loaded(directory, session, vocab, featurizer, metadata, step, catalogue)
+
+
+def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     # One intra-op thread by default: the worker runs one partition per process, and batching, not
     # threads, is what buys throughput there.
@@ -120,7 +162,8 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     # needed: one backlog batch after a restart (256 events of long histories) pinned ~70 MiB in a
     # worker for good. Plain allocations cost nothing measurable at our batch sizes.
     options.enable_cpu_mem_arena = False
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _check_names(
@@ -134,9 +177,12 @@ def _check_names(
 class OnnxRecommender:
     """Batched next-item recommendations and purchase intent from an exported artifact."""
 
-    def __init__(self, artifact_dir: Path | str, threads: int = 1) -> None:
+    def __init__(self, artifact_dir: Path | str, threads: int = 1, ann_min_items: int | None = None) -> None:
+        """`ann_min_items`: the catalogue size from which candidates come from an approximate
+        nearest-neighbour index (`streams.model.ann`); None reads `STREAMS_ANN_MIN_ITEMS`."""
         self.threads = threads
-        self._loaded = _load(artifact_dir, threads)
+        self.ann_min_items = ann_min_items
+        self._loaded = _load(artifact_dir, threads, ann_min_items)
 
     @property
     def version(self) -> str:
@@ -156,7 +202,7 @@ class OnnxRecommender:
 
     def swap(self, artifact_dir: Path | str) -> str:
         """Load another artifact, then publish it atomically. Returns the new version."""
-        loaded = _load(artifact_dir, self.threads)  # fails here, before anything changes
+        loaded = _load(artifact_dir, self.threads, self.ann_min_items)  # fails here, before anything changes
         self._loaded = loaded
         return loaded.version
 
@@ -165,8 +211,14 @@ class OnnxRecommender:
         """True when the artifact carries a state from event to event (step mode)."""
         return self._loaded.step is not None
 
+    @property
+    def catalogue(self) -> ann.AnnCatalogue | None:
+        """The approximate nearest-neighbour index a large catalogue is served from, else None."""
+        return self._loaded.catalogue
+
     def score(self, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
-        """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch]."""
+        """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch];
+        for a catalogue served from the index, the query vectors [batch, dim] in place of logits."""
         logits, intent, _ = self._run(self._loaded, histories)
         return logits, intent
 
@@ -227,7 +279,9 @@ class OnnxRecommender:
         after: Sequence[int | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if loaded.step is None:
-            logits, intent = _run_window(loaded, histories, range(len(histories)), OUTPUT_NAMES)[:2]
+            logits, intent = _run_window(
+                loaded, histories, range(len(histories)), loaded.outputs(OUTPUT_NAMES)
+            )[:2]
             return logits, intent, None
         step = loaded.step
         n = len(histories)
@@ -252,7 +306,7 @@ class OnnxRecommender:
                 ready.append(row)  # a first event: the state before it is all zeros
             else:
                 whole.append(row)
-        logits, intent, states = _run_window(loaded, histories, whole, WINDOW_OUTPUT_NAMES)
+        logits, intent, states = _run_window(loaded, histories, whole, loaded.outputs(WINDOW_OUTPUT_NAMES))
         done = set(whole)
         while True:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             for row in [row for row, earlier in waiting.items() if earlier in done]:
@@ -274,6 +328,8 @@ def _predictions(
     exclude: Sequence[set[str]] | None,
 ) -> list[Prediction]:
     """Top-k and intent of `rows` of the graph outputs (`exclude` is indexed like `rows`)."""
+    if loaded.catalogue is not None:
+        return _catalogue_predictions(loaded, loaded.catalogue, outputs, rows, k, exclude)
     logits, intent, states = outputs
     scores = logits[rows, RESERVED:] if len(rows) != len(logits) else logits[:, RESERVED:]
     # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
@@ -297,6 +353,35 @@ def _predictions(
     return out
 
 
+def _catalogue_predictions(
+    loaded: _Loaded,
+    catalogue: ann.AnnCatalogue,
+    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    rows: Sequence[int],
+    k: int,
+    exclude: Sequence[set[str]] | None,
+) -> list[Prediction]:
+    """`_predictions` for a catalogue served from the index: each row's candidates, scored exactly."""
+    queries, intent, states = outputs
+    queries = np.ascontiguousarray(queries[list(rows)])
+    banned = [
+        np.array(loaded.vocab.known_indices(exclude[position]), dtype=np.int64) - RESERVED
+        if exclude is not None and exclude[position]
+        else np.zeros(0, dtype=np.int64)
+        for position in range(len(rows))
+    ]
+    counts = [catalogue.params.overfetch * k + len(b) for b in banned]
+    candidates = catalogue.candidates(queries, counts)
+    ids = loaded.vocab.ids
+    out: list[Prediction] = []
+    for position, row in enumerate(rows):
+        top, probabilities = catalogue.top_k(queries[position], k, banned[position], candidates[position])
+        items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
+        state = None if states is None else (loaded.version, states[row].tobytes())
+        out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
+    return out
+
+
 def _run_window(
     loaded: _Loaded, histories: Sequence[History], rows: Sequence[int], outputs: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -312,7 +397,7 @@ def _run_window(
     n = len(histories)
     state_size = loaded.step.state_size if loaded.step is not None else 0
     arrays = [
-        np.zeros((n, len(loaded.vocab)), dtype=np.float32),
+        np.zeros((n, loaded.score_width), dtype=np.float32),
         np.zeros(n, dtype=np.float32),
         np.zeros((n, state_size), dtype=np.float32),
     ]
@@ -347,7 +432,7 @@ def _run_step(
         batch.append([])
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
     inputs = loaded.featurizer.encode(batch, pad_to=step.attend, window=step.attend)
-    parts = step.session.run(list(STEP_OUTPUT_NAMES), {STATE_NAME: state, **inputs})
+    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **inputs})
     for array, part in zip(out, parts, strict=True):
         array[rows] = part[: len(rows)]
 

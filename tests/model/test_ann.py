@@ -1,0 +1,165 @@
+"""Serving a catalogue from the approximate nearest-neighbour index (`streams.model.ann`).
+
+The shipped model is served both ways: exactly (its 2,000 items are under the default threshold) and
+from the index (`ann_min_items=1`), so the index path is checked against exact scoring on a real
+model at no cost of a large artifact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from streams.model import ann
+from streams.model.bench import generated_histories
+from streams.model.features import RESERVED, History
+from streams.model.runtime import OnnxRecommender
+from tests.model.test_runtime import DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("ann-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ann.CACHE_DIR_ENV, str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def exact() -> OnnxRecommender:
+    return OnnxRecommender(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def approx(cache_dir: Path) -> OnnxRecommender:
+    return OnnxRecommender(DEFAULT_MODEL, ann_min_items=1)
+
+
+@pytest.fixture(scope="module")
+def histories(exact: OnnxRecommender) -> list[History]:
+    """Generated shoppers of 1 to 50 events."""
+    return [h[: 1 + i % 50] for i, h in enumerate(generated_histories(exact, 150, seed=5, length=50))]
+
+
+def _ids(prediction: object) -> list[str]:
+    return [item for item, _ in prediction.items]  # type: ignore[attr-defined]
+
+
+def test_below_the_threshold_the_exact_path_serves(
+    monkeypatch: pytest.MonkeyPatch, exact: OnnxRecommender, cache_dir: Path
+) -> None:
+    assert exact.catalogue is None  # 2,000 items, default threshold 100,000
+    monkeypatch.setenv(ann.MIN_ITEMS_ENV, "2001")
+    assert OnnxRecommender(DEFAULT_MODEL).catalogue is None
+    monkeypatch.setenv(ann.MIN_ITEMS_ENV, "2_000")
+    served = OnnxRecommender(DEFAULT_MODEL)
+    assert served.catalogue is not None and len(served.catalogue) == 2_000
+    monkeypatch.setenv(ann.MIN_ITEMS_ENV, "many")
+    with pytest.raises(ValueError, match="STREAMS_ANN_MIN_ITEMS='many'"):
+        OnnxRecommender(DEFAULT_MODEL)
+
+
+def test_the_cut_graph_returns_the_query_whose_product_is_the_logits(
+    exact: OnnxRecommender, approx: OnnxRecommender, histories: list[History]
+) -> None:
+    histories = histories[:32]
+    logits, intent = exact.score(histories)
+    queries, cut_intent = approx.score(histories)
+    assert queries.shape == (32, approx.catalogue.dim)  # type: ignore[union-attr]
+    items = approx.catalogue.items  # type: ignore[union-attr]
+    assert np.abs(queries @ items.T - logits[:, RESERVED:]).max() <= 1e-4
+    assert np.abs(cut_intent - intent).max() <= 1e-6
+
+
+def test_a_graph_not_ending_in_the_catalogue_product_is_refused() -> None:
+    model = onnx.load(str(DEFAULT_MODEL / "model.onnx"))
+    producer = next(node for node in model.graph.node if "logits" in node.output)
+    producer.op_type = "Gemm"
+    with pytest.raises(ValueError, match="not query @ a constant item matrix"):
+        ann.cut_graph(model, ("logits", "intent", "state"))
+
+
+def test_the_index_finds_what_exact_scoring_finds(
+    exact: OnnxRecommender, approx: OnnxRecommender, histories: list[History]
+) -> None:
+    found = approx.recommend(histories, k=20)
+    truth = exact.recommend(histories, k=20)
+    recall = np.mean([len(set(_ids(a)) & set(_ids(e))) / 20 for a, e in zip(found, truth, strict=True)])
+    assert recall >= 0.95
+    for a, e in zip(found, truth, strict=True):
+        assert a.purchase_intent == pytest.approx(e.purchase_intent, abs=1e-6)
+        probabilities = dict(e.items)
+        # the normaliser's tail is estimated from a sample: close, not equal
+        assert all(p == pytest.approx(probabilities[i], rel=0.05) for i, p in a.items if i in probabilities)
+
+
+def test_excluded_items_are_dropped_and_k_still_filled(
+    approx: OnnxRecommender, histories: list[History]
+) -> None:
+    history = histories[40]
+    [plain] = approx.recommend([history], k=10)
+    banned = set(_ids(plain)[:5]) | {"not-in-catalogue"}
+    [filtered] = approx.recommend([history], k=10, exclude=[banned])
+    assert len(filtered.items) == 10 and not banned & set(_ids(filtered))
+    assert _ids(filtered)[:5] == _ids(plain)[5:]
+    everything = set(approx.vocab.ids)
+    [nearly_all] = approx.recommend([history], k=10, exclude=[everything - {"sku-7", "sku-9"}])
+    assert sorted(_ids(nearly_all)) == ["sku-7", "sku-9"]
+
+
+def test_answers_are_bit_identical_at_batch_1_and_64(
+    approx: OnnxRecommender, histories: list[History]
+) -> None:
+    histories = histories[:64]
+    exclude = [{history[0][0]} - {None} for history in histories]
+    batched = approx.recommend(histories, k=20, exclude=exclude)  # type: ignore[arg-type]
+    for size in (1, 7):
+        chunked = [
+            p
+            for lo in range(0, 64, size)
+            for p in approx.recommend(histories[lo : lo + size], k=20, exclude=exclude[lo : lo + size])  # type: ignore[arg-type]
+        ]
+        assert chunked == batched, f"batches of {size} differ from one batch of 64"
+
+
+def test_stepped_answers_are_bit_identical_at_batch_1_and_64(
+    approx: OnnxRecommender, histories: list[History]
+) -> None:
+    histories = [h for h in histories if len(h) >= 2][:64]
+    carried = [p.state for p in approx.recommend([h[:-1] for h in histories], k=20)]
+    assert len(histories) == 64 and all(c is not None for c in carried)
+    batched = approx.recommend(histories, k=20, carried=carried)
+    alone = [
+        p for h, c in zip(histories, carried, strict=True) for p in approx.recommend([h], k=20, carried=[c])
+    ]
+    assert alone == batched
+    assert batched != approx.recommend(histories, k=20)  # the step path ran, not the window graph again
+
+
+def test_the_index_is_the_same_every_build_and_is_read_back_from_its_cache(
+    approx: OnnxRecommender, cache_dir: Path, histories: list[History]
+) -> None:
+    import faiss
+
+    catalogue = approx.catalogue
+    assert catalogue is not None
+    again = ann.build_index(catalogue.items, ann.IndexParams())
+    assert bytes(faiss.serialize_index(again)) == bytes(faiss.serialize_index(catalogue.index))
+    [cached] = list(cache_dir.glob(f"ann-{approx.version}-*.faiss"))
+    reloaded = OnnxRecommender(DEFAULT_MODEL, ann_min_items=1)
+    assert bytes(faiss.serialize_index(reloaded.catalogue.index)) == cached.read_bytes()  # type: ignore[union-attr]
+    histories = histories[:16]
+    assert reloaded.recommend(histories, k=20) == approx.recommend(histories, k=20)
+
+
+def test_a_hot_swap_serves_the_new_artifact_from_its_index(cache_dir: Path, histories: list[History]) -> None:
+    served = OnnxRecommender(DEFAULT_MODEL, ann_min_items=1)
+    before = served.catalogue
+    assert served.swap(DEFAULT_MODEL) == served.version
+    assert served.catalogue is not None and served.catalogue is not before  # built (or read) anew
+    assert served.recommend(histories[:8], k=20) == OnnxRecommender(DEFAULT_MODEL, ann_min_items=1).recommend(
+        histories[:8], k=20
+    )
