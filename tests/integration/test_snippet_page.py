@@ -86,12 +86,14 @@ def test_a_page_on_another_origin_sends_events_and_gets_recommendations(
                 assert rec["user_id"] == SHOPPER and rec["items"], rec
                 assert page.locator("#recs li").count() > 0
 
-                # A click on a recommended item carries where it came from. (Impressions are a click
-                # type this schema version does not know yet: the collector would refuse them.)
+                # The shopper is shown the list (an impression), then clicks a recommended item: both
+                # carry where they came from.
                 first = rec["items"][0]["item_id"]
-                answer = page.evaluate(f"(rec => (streams.click(rec, {first!r}, 1), streams.flush()))", rec)
-                assert answer["accepted"] == 1, answer
-                click_event = answer["clicks"][0]["event_id"]
+                shown = "streams.impression(rec)"
+                clicked = f"streams.click(rec, {first!r}, 1)"
+                answer = page.evaluate(f"(rec => ({shown}, {clicked}, streams.flush()))", rec)
+                assert answer["accepted"] == 2 and answer["refused"] == 0, answer
+                click_event = answer["clicks"][1]["event_id"]
                 page.wait_for_function(
                     f"window.recs.some(r => r.cause_event_id === {click_event!r})", timeout=60_000
                 )
