@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from streams.codec import MAX_VALUE_BYTES
+from streams.output_encoding import DEFAULT_OUTPUT_FORMAT, OutputFormat, output_format
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -112,6 +113,7 @@ class Settings:
     # (a 2 GiB cache and 3 x 64 MiB write buffers per database) let a worker grow by gigabytes.
     rocksdb_cache_mb: int = 64
     rocksdb_write_buffer_mb: int = 32  # the memtables' share of the cache
+    output_format: OutputFormat = DEFAULT_OUTPUT_FORMAT  # of every output value (msgpack or json)
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,6 +139,7 @@ class Settings:
             kafka_security=KafkaSecurity.from_env(env),
             rocksdb_cache_mb=int(env.get("STREAMS_ROCKSDB_CACHE_MB", "64")),
             rocksdb_write_buffer_mb=int(env.get("STREAMS_ROCKSDB_WRITE_BUFFER_MB", "32")),
+            output_format=output_format(env.get("STREAMS_OUTPUT_FORMAT") or DEFAULT_OUTPUT_FORMAT),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
