@@ -55,18 +55,22 @@ def test_missing_fields_are_named() -> None:
 def test_item_id_is_required_except_for_search() -> None:
     search = {k: v for k, v in CLICK.items() if k != "item_id"}
     validate("click", {**search, "type": "search", "query": "red shoes"})
+    validate("click", {**search, "type": "checkout_started"})
     for kind in ("view", "add_to_cart", "remove_from_cart"):
         with pytest.raises(SchemaViolation) as caught:
             validate("click", {**search, "type": kind})
         assert (caught.value.code, caught.value.field) == ("missing_field", "data.item_id")
 
 
-def test_every_click_type_but_search_requires_an_item() -> None:
+ITEMLESS_CLICKS = {"search", "checkout_started"}  # a checkout is of the whole cart
+
+
+def test_every_click_type_but_search_and_checkout_requires_an_item() -> None:
     """The condition names the types that need an item (a valid click then raises nothing inside
     the validator); a new type must be named there too."""
     schema = load_schema("click")
     needing = schema["if"]["properties"]["type"]["enum"]
-    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - {"search"})
+    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - ITEMLESS_CLICKS)
     assert schema["then"] == {"required": ["item_id"]}
 
 

@@ -235,7 +235,7 @@ class Processor:
                 continue
             new = state.copy()
             for candidate in triggers.catalog_candidates(new, item, self.config):
-                if (value := triggers.admit(new, new, candidate, self.config)) is not None:
+                if (value := triggers.admit(new, new, candidate, self.config, self.catalog)) is not None:
                     outputs.append(Output(PROMOTION_TRIGGERS, user, value))
             states[user] = new
         return outputs, states
@@ -363,7 +363,7 @@ class Processor:
             if step.request is not None and (carried := predictions[step.request].state) is not None:
                 owner.model = ModelMemory(carried[0], sort_key(facts.recent[-1]), carried[1])
         if candidate is not None and owner is not None:
-            value = triggers.admit(facts, owner, candidate, self.config)
+            value = triggers.admit(facts, owner, candidate, self.config, self.catalog)
             if value is not None:
                 outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
         return outputs, intent
@@ -393,7 +393,9 @@ class Processor:
             candidate = triggers.due_candidate(facts, kind, due, self.config)
             if owner.timers.get(kind) == due:
                 del owner.timers[kind]  # after judging: `facts` may be this very object
-            if candidate is not None and (value := triggers.admit(facts, owner, candidate, self.config)):
+            if candidate is not None and (
+                value := triggers.admit(facts, owner, candidate, self.config, self.catalog)
+            ):
                 outputs.append(Output(PROMOTION_TRIGGERS, user, value))
         for due, user, kind in later:
             timers.add(partition, due, user, kind)
