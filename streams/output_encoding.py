@@ -54,9 +54,9 @@ def encode_output(topic: str, value: dict[str, Any], fmt: OutputFormat) -> tuple
 
 
 def encode_json(value: dict[str, Any]) -> bytes:
-    """Compact JSON in the value's own key order; bytes (a dead letter's key and value) as base64,
-    as `schemas/dead_letter.v1.json` describes them in JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_bytes_as_base64).encode()
+    """Compact ASCII JSON in the value's own key order (as `streams record` and event logs write
+    JSON); bytes (a dead letter's key and value) as base64, as `schemas/dead_letter.v1.json` says."""
+    return json.dumps(value, separators=(",", ":"), default=_bytes_as_base64).encode()
 
 
 def cloudevent_headers(topic: str, value: dict[str, Any]) -> Headers:
