@@ -83,7 +83,8 @@ def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
         # the checkout itself, so once fired it stays gone until the next checkout.
         timers[CHECKOUT] = max(timers.get(CHECKOUT, 0), event.ts + config.checkout_timeout_ms)
     # A cart whose checkout has begun is followed up as an abandoned checkout, not twice.
-    if CART in enabled and state.cart and not converted and CHECKOUT not in timers:
+    waiting = CHECKOUT in enabled and _checkout_pending(state, config)
+    if CART in enabled and state.cart and not converted and not waiting:
         timers[CART] = last + config.cart_timeout_ms
     else:
         timers.pop(CART, None)
@@ -95,6 +96,16 @@ def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
         timers[WIN_BACK] = last + config.win_back_after_ms
     else:
         timers.pop(WIN_BACK, None)
+
+
+def _checkout_pending(state: UserState, config: RulesConfig) -> bool:
+    """A checkout began less than `checkout_timeout_ms` before the shopper's latest event and no
+    order followed. Judged on the facts alone, not on the timer (which firing removes), so it does
+    not depend on how events were batched."""
+    started = max((e.ts for e in state.recent if e.kind == "checkout_started"), default=None)
+    if started is None or started + config.checkout_timeout_ms <= (state.last_ts or 0):
+        return False
+    return not any(e.kind == "order_placed" and e.ts >= started for e in state.recent)
 
 
 def due_candidate(state: UserState, kind: str, due: int, config: RulesConfig) -> Candidate | None:

@@ -3,6 +3,8 @@ that a marketing tool can send as it is (items as the catalog knows them, the ca
 
 from __future__ import annotations
 
+import random
+
 from streams.core.catalog import CatalogItem
 from streams.core.config import MINUTE, RulesConfig
 from streams.core.processor import Processor
@@ -112,8 +114,39 @@ def test_the_same_policy_as_every_trigger() -> None:
 
 def test_batches_give_what_one_by_one_gives() -> None:
     events = [*checkout("a"), *checkout("b", T0 + 1), order(9, "b", T0 + 60_000, "sku-3")]
-    events += later(1, T0 + 10 * 60 * MINUTE)
+    # a's checkout is due, then a comes back: the trigger fires in the same batch as the return or
+    # in an earlier one, and either way the cart is followed up again from the return on.
+    events += later(1, T0 + 31 * MINUTE)
+    events += [click(10, "a", T0 + 32 * MINUTE, item="sku-7"), *later(2, T0 + 10 * 60 * MINUTE)]
     one = Driver(processor()).run(events)
-    for size in (2, 7):
-        assert Driver(processor(), batch_size=size).run(events) == one
+    for size in range(2, len(events) + 1):
+        assert Driver(processor(), batch_size=size).run(events) == one, size
     assert [t["user_id"] for t in triggers_of(one, "checkout_abandonment")] == ["a"]
+    [cart] = triggers_of(one, "cart_abandonment")
+    assert (cart["user_id"], cart["ts"]) == ("a", T0 + 62 * MINUTE)
+
+
+def test_random_traffic_with_checkouts_gives_the_same_whatever_the_batching() -> None:
+    rng = random.Random(5)
+    events: list = []
+    ts = T0
+    for n in range(800):
+        ts += rng.choice([1000, 60_000, 20 * MINUTE, 45 * MINUTE])
+        user, item, r = f"u{rng.randrange(10)}", f"sku-{rng.randrange(10)}", rng.random()
+        if r < 0.5:
+            events.append(click(n, user, ts, item=item))
+        elif r < 0.75:
+            events.append(click(n, user, ts, "add_to_cart", item=item))
+        elif r < 0.9:
+            events.append(click(n, user, ts, "checkout_started", item=None))
+        else:
+            events.append(order(n, user, ts, item))
+    rules = {"cap_per_kind": 1000, "cap_overall": 1000}
+    baseline = Driver(processor(**rules))
+    expected = baseline.run(events, lambda user: int(user[1:]) % 3)
+    kinds = {t["kind"] for t in triggers_of(expected)}
+    assert {"checkout_abandonment", "cart_abandonment"} <= kinds
+    for size in (2, 7, 64, 800):
+        driver = Driver(processor(**rules), batch_size=size)
+        assert driver.run(events, lambda user: int(user[1:]) % 3) == expected, size
+        assert driver.states == baseline.states
