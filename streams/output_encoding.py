@@ -33,6 +33,8 @@ _OUTPUTS: dict[str, tuple[str, str | None]] = {
     "demand-forecasts": ("demand_forecast", "forecast_id"),
     DEAD_LETTERS: ("dead_letter", None),
 }
+OUTPUT_SCHEMAS = {topic: kind for topic, (kind, _) in _OUTPUTS.items()}  # logical topic -> schema kind
+CE_ATTRIBUTES = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")  # header names, in order
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Headers = list[tuple[str, bytes]]
@@ -60,15 +62,14 @@ def encode_json(value: dict[str, Any]) -> bytes:
 
 
 def cloudevent_headers(topic: str, value: dict[str, Any]) -> Headers:
-    kind = _OUTPUTS[topic][0]
-    attributes = {
-        "ce_specversion": CE_SPECVERSION,
-        "ce_id": output_id(topic, value),
-        "ce_source": f"/streams/{topic}",
-        "ce_type": f"streams.{kind}.v{SCHEMA_VERSION}",
-        "ce_time": rfc3339(value["ts"]),
-    }
-    return [(name, text.encode()) for name, text in attributes.items()]
+    attributes = (
+        CE_SPECVERSION,
+        output_id(topic, value),
+        f"/streams/{topic}",
+        f"streams.{OUTPUT_SCHEMAS[topic]}.v{SCHEMA_VERSION}",
+        rfc3339(value["ts"]),
+    )
+    return [(name, text.encode()) for name, text in zip(CE_ATTRIBUTES, attributes, strict=True)]
 
 
 def output_id(topic: str, value: dict[str, Any]) -> str:

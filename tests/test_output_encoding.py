@@ -14,17 +14,10 @@ from streams.core.recommend import TrendingOnly
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord
 from streams.offline.engine import OfflineEngine
-from streams.output_encoding import encode_output, output_format, rfc3339
+from streams.output_encoding import CE_ATTRIBUTES, OUTPUT_SCHEMAS, encode_output, output_format, rfc3339
 from streams.schemas import validate
 
-SCHEMA_OF = {
-    "recommendations": "recommendation",
-    "promotion-triggers": "promotion_trigger",
-    "audience-segments": "audience_segment",
-    "demand": "demand",
-    "dead-letters": "dead_letter",
-}
-CE = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+SCHEMA_OF = {topic: kind for topic, kind in OUTPUT_SCHEMAS.items() if topic != "demand-forecasts"}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +55,7 @@ def test_both_formats_carry_the_same_cloudevents_headers(outputs: list[tuple[str
         packed, packed_headers = encode_output(topic, value, "msgpack")
         _, json_headers = encode_output(topic, value, "json")
         assert decode_value(packed) == value
-        assert [name for name, _ in packed_headers] == list(CE)  # msgpack: no content-type
+        assert [name for name, _ in packed_headers] == list(CE_ATTRIBUTES)  # msgpack: no content-type
         assert json_headers[1:] == packed_headers
         attributes = dict(packed_headers)
         assert attributes["ce_specversion"] == b"1.0"

@@ -17,7 +17,7 @@ from streams.config import Settings
 from streams.core.config import RulesConfig
 from streams.generate import TrafficConfig, generate_traffic
 from streams.logs import LogRecord
-from streams.output_encoding import OutputFormat, encode_output
+from streams.output_encoding import CE_ATTRIBUTES, OUTPUT_SCHEMAS, OutputFormat, encode_output
 from streams.schemas import validate
 from tests.integration.harness import WALL_CLOCK, offline, produce, read_topic, start_worker, wait_until
 
@@ -27,14 +27,7 @@ cap_overall = 1000
 [trigger_links]
 "*" = "https://shop.example/u/{user_id}?t={trigger_id}"
 """
-SCHEMA_OF = {
-    "recommendations": "recommendation",
-    "promotion-triggers": "promotion_trigger",
-    "audience-segments": "audience_segment",
-    "demand": "demand",
-    "dead-letters": "dead_letter",
-}
-CE = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+SCHEMA_OF = {topic: kind for topic, kind in OUTPUT_SCHEMAS.items() if topic != "demand-forecasts"}
 
 
 def traffic() -> tuple[list[LogRecord], list[LogRecord], set[str]]:
@@ -100,7 +93,10 @@ def test_every_output_message_is_what_the_offline_replay_writes(
         for message in messages:
             headers = [(name, bytes(raw)) for name, raw in message.headers]
             names = [name for name, _ in headers]
-            assert names == (["content-type", *CE] if fmt == "json" else list(CE)), (topic, names)
+            assert names == (["content-type", *CE_ATTRIBUTES] if fmt == "json" else list(CE_ATTRIBUTES)), (
+                topic,
+                names,
+            )
             value = decode_value(message.value, headers)
             if fmt == "json":
                 validate(SCHEMA_OF[topic], value)
