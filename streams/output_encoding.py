@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+import time
 from typing import Any, Literal, get_args
 
 from streams.codec import CONTENT_TYPE, JSON_CONTENT_TYPE, encode_value
@@ -35,7 +35,12 @@ _OUTPUTS: dict[str, tuple[str, str | None]] = {
 }
 OUTPUT_SCHEMAS = {topic: kind for topic, (kind, _) in _OUTPUTS.items()}  # logical topic -> schema kind
 CE_ATTRIBUTES = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")  # header names, in order
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPECVERSION = CE_SPECVERSION.encode()
+# logical topic -> (ce_source, ce_type): the same for every message of a topic
+_STATIC_ATTRIBUTES = {
+    topic: (f"/streams/{topic}".encode(), f"streams.{kind}.v{SCHEMA_VERSION}".encode())
+    for topic, kind in OUTPUT_SCHEMAS.items()
+}
 
 Headers = list[tuple[str, bytes]]
 
@@ -62,14 +67,9 @@ def encode_json(value: dict[str, Any]) -> bytes:
 
 
 def cloudevent_headers(topic: str, value: dict[str, Any]) -> Headers:
-    attributes = (
-        CE_SPECVERSION,
-        output_id(topic, value),
-        f"/streams/{topic}",
-        f"streams.{OUTPUT_SCHEMAS[topic]}.v{SCHEMA_VERSION}",
-        rfc3339(value["ts"]),
-    )
-    return [(name, text.encode()) for name, text in zip(CE_ATTRIBUTES, attributes, strict=True)]
+    source, kind = _STATIC_ATTRIBUTES[topic]
+    attributes = (_SPECVERSION, output_id(topic, value).encode(), source, kind, rfc3339(value["ts"]).encode())
+    return list(zip(CE_ATTRIBUTES, attributes, strict=True))
 
 
 def output_id(topic: str, value: dict[str, Any]) -> str:
@@ -82,9 +82,11 @@ def output_id(topic: str, value: dict[str, Any]) -> str:
 
 
 def rfc3339(ts_ms: int) -> str:
-    """Epoch milliseconds as an RFC 3339 UTC time with milliseconds (`2023-11-14T22:13:20.000Z`)."""
-    moment = _EPOCH + timedelta(milliseconds=int(ts_ms))
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Epoch milliseconds as an RFC 3339 UTC time with milliseconds (`2023-11-14T22:13:20.000Z`).
+    `gmtime` of a given time is a calendar conversion (no clock is read), and twice as fast as
+    datetime's: this runs once per output message."""
+    seconds, millis = divmod(int(ts_ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def _bytes_as_base64(obj: object) -> str:
