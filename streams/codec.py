@@ -1,4 +1,4 @@
-"""Wire format: key = user_id (item_id for catalog) as UTF-8, value = a msgpack map (or JSON by header)."""
+"""Wire format: key = user_id (item_id for catalog) as UTF-8, value = a msgpack map or a JSON object."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def is_json(headers: Headers) -> bool:
     return value is not None and value.split(b";")[0].strip().lower() == JSON_CONTENT_TYPE.encode()
 
 
+def looks_like_json(raw: bytes) -> bool:
+    """A value whose first byte after JSON whitespace is `{` is a JSON object whatever its headers say:
+    msgpack never starts a map that way (`{` and whitespace are single-byte integers there), so a
+    tracker that sends plain JSON without a content-type header is read, not refused."""
+    return raw.lstrip(b" \t\r\n")[:1] == b"{"
+
+
 def encode_value(value: Mapping[str, Any]) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
@@ -54,23 +61,19 @@ def decode_value(
         raise DecodeError("empty_value", "message value is empty")
     if len(raw) > max_bytes:
         raise DecodeError("value_too_large", f"message value is {len(raw)} bytes, limit {max_bytes}")
-    if is_json(headers):
+    as_json = is_json(headers) or looks_like_json(raw)
+    if as_json:
         value = _decode_json(raw)
     else:
         try:
             value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
         except Exception as exc:  # msgpack raises a zoo of types (ExtraData, FormatError, ValueError...)
-            if raw[:1] in (b"{", b"["):
-                raise DecodeError(
-                    "json_without_content_type",
-                    f"value looks like JSON but has no '{CONTENT_TYPE}: {JSON_CONTENT_TYPE}' header",
-                ) from None
             raise DecodeError(
                 "bad_msgpack", f"value is not valid msgpack: {type(exc).__name__}: {exc}"
             ) from None
     if not isinstance(value, dict):
         raise DecodeError("not_a_map", f"value must be a map, got {type(value).__name__}")
-    _check_scalars(value, check_text=is_json(headers))
+    _check_scalars(value, check_text=as_json)
     return value
 
 
@@ -82,9 +85,9 @@ def _decode_json(raw: bytes) -> Any:
         return json.loads(raw, parse_constant=no_constants)
     except RecursionError:
         # msgpack stops at 1024 levels by itself (StackError); the json module recurses in C.
-        raise DecodeError("bad_json", "value declared JSON nests too deeply") from None
+        raise DecodeError("bad_json", "JSON value nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("bad_json", f"value declared {JSON_CONTENT_TYPE} is not JSON: {exc}") from None
+        raise DecodeError("bad_json", f"value is not valid JSON: {exc}") from None
 
 
 def _check_scalars(value: dict[str, Any], check_text: bool) -> None:

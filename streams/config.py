@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from streams.codec import MAX_VALUE_BYTES
+from streams.output_encoding import DEFAULT_OUTPUT_FORMAT, OutputFormat, output_format
 from streams.web_access import WebAccess
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -114,6 +115,7 @@ class Settings:
     rocksdb_cache_mb: int = 64
     rocksdb_write_buffer_mb: int = 32  # the memtables' share of the cache
     web_access: WebAccess = field(default_factory=WebAccess)  # collector keys, CORS, shopper tokens
+    output_format: OutputFormat = DEFAULT_OUTPUT_FORMAT  # of every output value (msgpack or json)
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -140,6 +142,7 @@ class Settings:
             rocksdb_cache_mb=int(env.get("STREAMS_ROCKSDB_CACHE_MB", "64")),
             rocksdb_write_buffer_mb=int(env.get("STREAMS_ROCKSDB_WRITE_BUFFER_MB", "32")),
             web_access=WebAccess.from_env(env),
+            output_format=output_format(env.get("STREAMS_OUTPUT_FORMAT") or DEFAULT_OUTPUT_FORMAT),
         )
         return replace(base, **{k: v for k, v in changes.items() if v is not None})
 

@@ -10,7 +10,10 @@ Shape of the traffic, chosen to exercise the personalization pipeline the way a 
 - each user has favourite categories and an activity level; sessions are separated by inactivity
   gaps of more than 30 minutes (minutes to days), events within a session by seconds;
 - a session browses mostly one category (with repeat views), sometimes searches, adds to and
-  removes from its cart, then either abandons the cart or orders exactly its contents;
+  removes from its cart, then either abandons the cart or orders exactly its contents; with
+  `checkout_rate`, an order is preceded by a `checkout_started` click and that share of the
+  abandoned carts starts checking out too (off by default, like `daily_pattern`);
+- catalog items carry a picture and a product page on `shop.example`;
 - a few placed orders are later cancelled or returned;
 - with `daily_pattern`, sessions start more often in the evening than at night (a typical shop's
   hour-of-day curve, `HOURLY_ACTIVITY`, on the UTC clock), so demand has a daily season. It is off
@@ -31,6 +34,7 @@ from typing import Any
 from streams.logs import LogRecord
 
 SCHEMA_VERSION = 1
+SHOP_URL = "https://shop.example"
 
 # Median price (EUR) and product nouns per category. Unknown category names still work: they get a
 # random median price and the category name itself as the noun.
@@ -96,6 +100,7 @@ class TrafficConfig:
     return_rate: float = 0.06
     in_stock_rate: float = 0.95
     currency: str = "EUR"
+    checkout_rate: float = 0.0  # abandoned carts that got as far as checkout; > 0 adds checkout clicks
     daily_pattern: bool = False  # session starts follow HOURLY_ACTIVITY instead of being uniform in time
     days: float | None = None  # stop at this much event time after start_ts (then `events` is a cap)
 
@@ -191,6 +196,8 @@ def _catalog_value(
         "in_stock": catalog.in_stock[index],
         "category": config.categories[category],
         "title": title,
+        "image_url": f"{SHOP_URL}/img/{catalog.ids[index]}.jpg",
+        "url": f"{SHOP_URL}/p/{catalog.ids[index]}",
     }
 
 
@@ -399,8 +406,15 @@ class _SessionBuilder:
         self._click("remove_from_cart", item_id=self.catalog.ids[item], quantity=quantity)
 
     def finish(self) -> None:
-        """Check out the cart, or leave it abandoned."""
-        if not self.cart or self.rng.random() >= self.config.order_rate:
+        """Check out the cart, or leave it abandoned (maybe after starting to check out)."""
+        if not self.cart:
+            return
+        ordering = self.rng.random() < self.config.order_rate
+        # Drawn only when checkouts are on, so the default traffic stays what it always was.
+        if self.config.checkout_rate > 0 and (ordering or self.rng.random() < self.config.checkout_rate):
+            self._advance()
+            self._click("checkout_started")
+        if not ordering:
             return
         self.ts += self.rng.randint(30 * _SECOND, 5 * _MINUTE)  # filling in the checkout form
         ids, prices = self.catalog.ids, self.catalog.prices

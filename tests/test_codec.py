@@ -18,13 +18,22 @@ def test_msgpack_round_trip() -> None:
     assert decode_value(encode_value(CLICK)) == CLICK
 
 
-def test_json_needs_its_header() -> None:
+def test_a_json_object_is_read_with_or_without_its_header() -> None:
     raw = json.dumps(CLICK).encode()
     assert decode_value(raw, JSON) == CLICK
     assert decode_value(raw, {"Content-Type": b"application/json; charset=utf-8"}) == CLICK
+    assert decode_value(raw) == CLICK  # a plain-JSON tracker sends no header
+    assert decode_value(b" \n" + raw, [("content-type", b"application/msgpack")]) == CLICK
     with pytest.raises(DecodeError) as caught:
-        decode_value(raw)
-    assert caught.value.code == "json_without_content_type"
+        decode_value(b'{"ts": 1')  # JSON by its first byte, so its error is a JSON one
+    assert caught.value.code == "bad_json"
+
+
+def test_no_msgpack_map_starts_like_json() -> None:
+    for size in (0, 1, 15, 16, 70_000):  # fixmap, map16 and map32 headers
+        raw = encode_value({f"k{n}": n for n in range(size)})
+        assert raw.lstrip(b" \t\r\n")[:1] != b"{"
+        assert decode_value(raw, max_bytes=len(raw)) == {f"k{n}": n for n in range(size)}
 
 
 @pytest.mark.parametrize(
@@ -37,6 +46,8 @@ def test_json_needs_its_header() -> None:
         (b"{not json", JSON, "bad_json"),
         (b"\x80" + b"x" * MAX_VALUE_BYTES, None, "value_too_large"),
         (msgpack.packb({"a": 1}) + b"trailing", None, "bad_msgpack"),
+        (b"[1, 2]", None, "bad_msgpack"),  # only an object is sniffed as JSON
+        (b"[1, 2]", JSON, "not_a_map"),
     ],
 )
 def test_undecodable_values_get_stable_codes(raw: bytes | None, headers: object, code: str) -> None:

@@ -162,8 +162,16 @@ def test_cli_generate_writes_the_same_log(tmp_path: Path) -> None:
 
 def test_the_default_output_is_what_the_shipped_model_and_tests_were_built_from() -> None:
     # Digest of this config's log before the daily pattern and --days existed (commit 0841afc): new
-    # options must leave the default stream of random draws untouched.
-    digest = hashlib.sha256("".join(_small(1)).encode()).hexdigest()
+    # options must leave the default stream of random draws untouched. Catalog items' picture and
+    # page came later; they are derived from the item id, no draw.
+    config = TrafficConfig(users=40, items=300, events=3_000, seed=1)
+    lines = []
+    for record in generate_traffic(config):
+        if record.topic == "catalog" and record.value is not None:
+            assert record.value.pop("url") == f"https://shop.example/p/{record.key}"
+            assert record.value.pop("image_url") == f"https://shop.example/img/{record.key}.jpg"
+        lines.append(record.to_json())
+    digest = hashlib.sha256("".join(lines).encode()).hexdigest()
     assert digest == "ecb3f6106c81fc12f1f8a43d6ccdd1d3dbbaa5a8140b481a00c2c8112acf46da"
 
 
@@ -183,3 +191,21 @@ def test_the_daily_pattern_makes_evenings_busy_and_nights_quiet() -> None:
     flat_hours = Counter((r.ts // 3_600_000) % 24 for r in flat)
     assert max(flat_hours.values()) < 2 * min(flat_hours.values())  # without it, hours look alike
     test_gaps_separate_sessions_but_not_events_within_one(records)  # sessions still split on 30 min
+
+
+def test_checkouts_come_before_every_order_and_some_abandoned_carts(tmp_path: Path) -> None:
+    out = tmp_path / "traffic.jsonl"
+    args = ["generate", "--users", "60", "--items", "200", "--events", "6000", "--seed", "2"]
+    result = CliRunner().invoke(app, [*args, "--checkout-rate", "0.5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = _events(list(read_log(out)))
+    checkout_sessions = {c["session_id"] for c in _clicks(records) if c["type"] == "checkout_started"}
+    ordered = {
+        r.value["order_id"].removesuffix("-o")
+        for r in records
+        if r.topic == "orders" and r.value is not None and r.value["status"] == "placed"
+    }
+    assert ordered and ordered <= checkout_sessions  # no order without its checkout
+    assert checkout_sessions - ordered  # and some checkouts end without one
+    plain = _events(list(generate_traffic(TrafficConfig(users=60, items=200, events=6000, seed=2))))
+    assert not any(c["type"] == "checkout_started" for c in _clicks(plain))  # off by default

@@ -55,18 +55,26 @@ def test_missing_fields_are_named() -> None:
 def test_item_id_is_required_except_for_search() -> None:
     search = {k: v for k, v in CLICK.items() if k != "item_id"}
     validate("click", {**search, "type": "search", "query": "red shoes"})
+    validate("click", {**search, "type": "checkout_started"})
     for kind in ("view", "add_to_cart", "remove_from_cart"):
         with pytest.raises(SchemaViolation) as caught:
             validate("click", {**search, "type": kind})
         assert (caught.value.code, caught.value.field) == ("missing_field", "data.item_id")
 
 
-def test_every_click_type_but_search_and_impression_requires_an_item() -> None:
+ITEMLESS_CLICKS = {
+    "search",
+    "impression",
+    "checkout_started",
+}  # an impression is of a list, a checkout of the cart
+
+
+def test_every_click_type_but_search_impression_and_checkout_requires_an_item() -> None:
     """The condition names the types that need an item (a valid click then raises nothing inside
     the validator); a new type must be named there too. An impression names its items in `items`."""
     schema = load_schema("click")
     needing = schema["if"]["properties"]["type"]["enum"]
-    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - {"search", "impression"})
+    assert sorted(needing) == sorted(set(schema["properties"]["type"]["enum"]) - ITEMLESS_CLICKS)
     assert schema["then"] == {"required": ["item_id"]}
 
 

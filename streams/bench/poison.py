@@ -33,7 +33,8 @@ def malformed(rng: random.Random, n: int, valid: LogRecord) -> LogRecord:
     elif kind == 4:
         value["item_id"] = "x" * 50_000
     elif kind == 5:
-        return LogRecord("clicks", key, valid.ts, value_bytes=json.dumps(value).encode())  # JSON, no header
+        cut = json.dumps(value).encode()[:-1]  # JSON (read as such without a header) cut short
+        return LogRecord("clicks", key, valid.ts, value_bytes=cut)
     elif kind == 6:
         return LogRecord("clicks", key, valid.ts, value_bytes=b"")
     else:

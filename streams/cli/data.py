@@ -43,10 +43,24 @@ def generate(
     days: Annotated[
         float | None, typer.Option(min=0, help="end the log after this much event time (--events caps it)")
     ] = None,
+    checkout_rate: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="orders go through a checkout_started click, and this share of abandoned carts too",
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a deterministic synthetic traffic log: the catalog, then interleaved user sessions."""
     config = TrafficConfig(
-        users=users, items=items, events=events, seed=seed, daily_pattern=daily_pattern, days=days
+        users=users,
+        items=items,
+        events=events,
+        seed=seed,
+        daily_pattern=daily_pattern,
+        days=days,
+        checkout_rate=checkout_rate,
     )
     total = items + events if days is None else None  # with --days, events is only a cap
     records = tqdm(generate_traffic(config), total=total, unit="rec", desc="generate")

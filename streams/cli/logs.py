@@ -17,6 +17,7 @@ from streams.cli.options import Bootstrap, Prefix, settings_from
 if TYPE_CHECKING:
     from streams.logs import LogRecord
     from streams.offline.replay import Variant
+    from streams.output_encoding import OutputFormat
 
 
 ModelOption = Annotated[
@@ -46,6 +47,13 @@ def replay(
     zero_wallclock: Annotated[
         bool, typer.Option(help="Write 0 for run time and speed, so two runs compare byte for byte")
     ] = False,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Also write messages.jsonl: every output message (value bytes and headers) as a "
+            "worker with this STREAMS_OUTPUT_FORMAT (msgpack or json) sends it"
+        ),
+    ] = None,
     speed: Annotated[
         float | None, typer.Option(help="Event-time pacing: 1 = real time, 10 = 10x; default: max")
     ] = None,
@@ -57,6 +65,7 @@ def replay(
     from streams.logs import read_log
 
     settings = settings_from(bootstrap, topic_prefix)
+    messages_format = _output_format(output_format)
     if offline:
         if out is None:
             raise typer.BadParameter("an --offline replay needs --out DIR", param_hint="--out")
@@ -67,10 +76,13 @@ def replay(
             out,
             zero_wallclock,
             settings.max_message_bytes,
+            messages_format,
         )
         return
-    if out is not None or model is not None or rules is not None:
-        raise typer.BadParameter("--out, --model and --rules apply to --offline replays only")
+    if out is not None or model is not None or rules is not None or output_format is not None:
+        raise typer.BadParameter(
+            "--out, --model, --rules and --output-format apply to --offline replays only"
+        )
 
     from streams.kafka.produce import replay_log
     from streams.kafka.topics import ensure_topics
@@ -92,6 +104,15 @@ def variant(model: str | None, rules: Path | None) -> Variant:
     return Variant(None if model.lower() == "none" else Path(model), rules)
 
 
+def _output_format(name: str | None) -> OutputFormat | None:
+    from streams.output_encoding import output_format
+
+    try:
+        return None if name is None else output_format(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--output-format") from None
+
+
 def _replay_offline(
     records: list[LogRecord],
     chosen: Variant,
@@ -99,11 +120,12 @@ def _replay_offline(
     out: Path,
     zero_wallclock: bool,
     max_message_bytes: int,
+    output_format: OutputFormat | None = None,
 ) -> None:
     from streams.offline.replay import run_offline, write_run
 
     run = run_offline(records, chosen, partitions, max_message_bytes)
-    paths = write_run(run, out, zero_wallclock)
+    paths = write_run(run, out, zero_wallclock, output_format)
     summary = run.summary()
     typer.echo(
         f"{summary['events']:,} events ({summary['dead_letters']:,} dead letters) -> "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.demand import WindowSpec
+from streams.core.trigger_payload import ANY_KIND, check_link_template
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -25,7 +26,9 @@ TRIGGER_KINDS = (
     "price_drop",
     "back_in_stock",
     "win_back",
+    "checkout_abandonment",
 )
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 SEGMENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_SEGMENTS = 32
 
@@ -90,6 +93,11 @@ class RulesConfig:
     high_intent_threshold: float = 0.8
     price_drop_min_fraction: float = 0.05
     win_back_after_ms: int = 30 * DAY
+    checkout_timeout_ms: int = 30 * MINUTE  # checkout started, no order within this: abandoned
+    # what triggers tell marketing tools: the shop's currency (ISO 4217) for cart values, and a link
+    # per trigger kind ("*": any other kind) with {user_id}, {trigger_id} and {kind} filled in
+    currency: str = "EUR"
+    trigger_links: dict[str, str] = field(default_factory=dict)
     # policy
     require_opt_in: bool = False
     cap_window_ms: int = DAY
@@ -127,6 +135,14 @@ class RulesConfig:
             bad = sorted(set(values["enabled_triggers"]) - set(TRIGGER_KINDS))
             if bad:
                 raise ValueError(f"unknown trigger kind(s): {', '.join(bad)}")
+        if "trigger_links" in values:
+            values["trigger_links"] = dict(values["trigger_links"])
+            for kind, template in values["trigger_links"].items():
+                if kind != ANY_KIND and kind not in TRIGGER_KINDS:
+                    raise ValueError(f"trigger_links: unknown trigger kind {kind!r}")
+                check_link_template(kind, template)
+        if "currency" in values and not CURRENCY_PATTERN.match(str(values["currency"])):
+            raise ValueError(f"currency {values['currency']!r} must be an ISO 4217 code such as EUR")
         if "price_band_edges" in values:
             values["price_band_edges"] = tuple(float(v) for v in values["price_band_edges"])
             if len(values["price_band_edges"]) != 3 or list(values["price_band_edges"]) != sorted(

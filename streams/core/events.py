@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search", "impression"]
+ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search", "impression", "checkout_started"]
 OrderStatus = Literal["placed", "cancelled", "returned"]
 
 SCHEMA_VERSION = 1  # of every event shape; the JSON Schemas in schemas/ carry the same number

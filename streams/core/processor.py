@@ -259,7 +259,9 @@ class Processor:
             new = state.copy()
             for candidate in triggers.catalog_candidates(new, item, self.config):
                 if (
-                    value := triggers.admit(new, new, candidate, self.config, self.on_suppressed)
+                    value := triggers.admit(
+                        new, new, candidate, self.config, self.on_suppressed, self.catalog
+                    )
                 ) is not None:
                     outputs.append(Output(PROMOTION_TRIGGERS, user, value))
             states[user] = new
@@ -404,7 +406,7 @@ class Processor:
             if step.request is not None and (carried := predictions[step.request].state) is not None:
                 owner.model = ModelMemory(carried[0], sort_key(facts.recent[-1]), carried[1])
         if candidate is not None and owner is not None:
-            value = triggers.admit(facts, owner, candidate, self.config, self.on_suppressed)
+            value = triggers.admit(facts, owner, candidate, self.config, self.on_suppressed, self.catalog)
             if value is not None:
                 outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
         return outputs, intent
@@ -435,7 +437,9 @@ class Processor:
             if owner.timers.get(kind) == due:
                 del owner.timers[kind]  # after judging: `facts` may be this very object
             if candidate is not None and (
-                value := triggers.admit(facts, owner, candidate, self.config, self.on_suppressed)
+                value := triggers.admit(
+                    facts, owner, candidate, self.config, self.on_suppressed, self.catalog
+                )
             ):
                 outputs.append(Output(PROMOTION_TRIGGERS, user, value))
         for due, user, kind in later:

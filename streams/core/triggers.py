@@ -3,7 +3,7 @@
 Rules look at a user's state (and, for high intent, the model's output) in event time. Timers live
 in the state; `schedule` recomputes them from the facts after every event, so they are a pure
 function of the state. Policy runs before anything leaves: consent, frequency caps per kind and
-overall, and exit on conversion (an order clears the pending cart timer).
+overall, and exit on conversion (an order clears the pending cart and checkout timers).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.core.catalog import CatalogItem
+from streams.core import trigger_payload
+from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import MINUTE, RulesConfig
-from streams.core.events import SCHEMA_VERSION, Order, UserEvent
+from streams.core.events import SCHEMA_VERSION, Click, Order, UserEvent
 from streams.core.ids import stable_id
 from streams.core.state import UserState
 
@@ -25,6 +26,7 @@ HIGH_INTENT = "high_intent"
 PRICE_DROP = "price_drop"
 BACK_IN_STOCK = "back_in_stock"
 WIN_BACK = "win_back"
+CHECKOUT = "checkout_abandonment"
 
 FIRED_HISTORY = 20
 WATCHED_ITEMS = 20
@@ -79,7 +81,15 @@ def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
     last = state.last_ts or 0
     timers = state.timers
     converted = isinstance(event, Order) and event.status == "placed"
-    if CART in enabled and state.cart and not converted:
+    if CHECKOUT not in enabled or converted:
+        timers.pop(CHECKOUT, None)
+    elif isinstance(event, Click) and event.type == "checkout_started":
+        # Due a fixed time after the checkout began (later activity does not move it); set only by
+        # the checkout itself, so once fired it stays gone until the next checkout.
+        timers[CHECKOUT] = max(timers.get(CHECKOUT, 0), event.ts + config.checkout_timeout_ms)
+    # A cart whose checkout has begun is followed up as an abandoned checkout, not twice.
+    waiting = CHECKOUT in enabled and _checkout_pending(state, config)
+    if CART in enabled and state.cart and not converted and not waiting:
         timers[CART] = last + config.cart_timeout_ms
     else:
         timers.pop(CART, None)
@@ -93,18 +103,33 @@ def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
         timers.pop(WIN_BACK, None)
 
 
+def _checkout_pending(state: UserState, config: RulesConfig) -> bool:
+    """A checkout began less than `checkout_timeout_ms` before the shopper's latest event and no
+    order followed. Judged on the facts alone, not on the timer (which firing removes), so it does
+    not depend on how events were batched."""
+    started = max((e.ts for e in state.recent if e.kind == "checkout_started"), default=None)
+    if started is None or started + config.checkout_timeout_ms <= (state.last_ts or 0):
+        return False
+    return not any(e.kind == "order_placed" and e.ts >= started for e in state.recent)
+
+
 def due_candidate(state: UserState, kind: str, due: int, config: RulesConfig) -> Candidate | None:
     """The trigger a timer fires, if its condition still holds at its due time."""
     if state.timers.get(kind) != due:
         return None  # moved or cleared since it was indexed
     if kind == CART and state.cart:
-        items = [
-            {"item_id": item, "quantity": line.quantity, **({"price": line.price} if line.price else {})}
-            for item, line in sorted(state.cart.items())
-        ]
+        items = _cart_items(state)
         minutes = config.cart_timeout_ms // MINUTE
         reason = f"{len(items)} item(s) in cart, no activity for {minutes} min"
         return Candidate(CART, str(due), due, items, reason)
+    if kind == CHECKOUT and state.cart:
+        started = due - config.checkout_timeout_ms
+        if any(started <= p.ts <= due for p in state.purchases.values()):
+            return None  # ordered after all (an order that arrived out of event-time order)
+        items = _cart_items(state)
+        minutes = config.checkout_timeout_ms // MINUTE
+        reason = f"checkout of {len(items)} item(s) started, no order within {minutes} min"
+        return Candidate(CHECKOUT, str(due), due, items, reason)
     if kind == BROWSE and _browsing(state, config):
         views, _, _ = _session_views(state)
         top = sorted(views.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
@@ -120,6 +145,13 @@ def due_candidate(state: UserState, kind: str, due: int, config: RulesConfig) ->
             WIN_BACK, str(due), due, [{"item_id": i} for i, _ in recent], f"no activity for {days} days"
         )
     return None
+
+
+def _cart_items(state: UserState) -> list[dict[str, Any]]:
+    return [
+        {"item_id": item, "quantity": line.quantity, **({"price": line.price} if line.price else {})}
+        for item, line in sorted(state.cart.items())
+    ]
 
 
 # -- immediate rules --------------------------------------------------------------------------------
@@ -198,8 +230,10 @@ def admit(
     candidate: Candidate,
     config: RulesConfig,
     refused: Refused | None = None,
+    catalog: Catalog | None = None,
 ) -> dict[str, Any] | None:
-    """Apply policy; if admitted, record it in `ledger` (mutates it) and return the trigger event."""
+    """Apply policy; if admitted, record it in `ledger` (mutates it) and return the trigger event,
+    its items described as `catalog` knows them now (streams.core.trigger_payload)."""
     if (reason := refusal(facts, ledger, candidate, config)) is not None:
         if refused is not None:
             refused(candidate.kind, reason)
@@ -211,12 +245,13 @@ def admit(
         return None  # already emitted before a crash: same id, nothing new to say
     ledger.fired.append([candidate.ts, candidate.kind, trigger_id])
     del ledger.fired[:-FIRED_HISTORY]
+    items = trigger_payload.enriched_items(candidate.items, catalog)
     value: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "trigger_id": trigger_id,
         "user_id": ledger.user_id,
         "kind": candidate.kind,
-        "items": candidate.items,
+        "items": items,
         "reason": candidate.reason,
         "ts": candidate.ts,
         "expires_at": candidate.ts + config.trigger_ttl_ms,
@@ -224,4 +259,10 @@ def admit(
     }
     if candidate.cause_event_id is not None:
         value["cause_event_id"] = candidate.cause_event_id
+    if candidate.kind in trigger_payload.CART_KINDS:
+        value["value"] = trigger_payload.cart_value(items)
+        value["currency"] = config.currency
+    template = config.trigger_links.get(candidate.kind, config.trigger_links.get(trigger_payload.ANY_KIND))
+    if (url := trigger_payload.link(template, ledger.user_id, trigger_id, candidate.kind)) is not None:
+        value["link"] = url
     return value

@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from streams.codec import CONTENT_TYPE, JSON_CONTENT_TYPE, Headers, decode_value, encode_value
+from streams.codec import CONTENT_TYPE, JSON_CONTENT_TYPE, Headers, decode_value
 from streams.config import Settings
 from streams.deadletters import dead_letter_value
 from streams.deliver.config import DeliverConfig
@@ -28,6 +28,7 @@ from streams.deliver.sender import Answer, Sender, Stopped
 from streams.errors import BadMessage
 from streams.kafka.clients import librdkafka_config
 from streams.live.transport import producer_config
+from streams.output_encoding import DEAD_LETTERS, encode_output
 from streams.schemas import validate
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,12 @@ class Connector:
         _, ts = message.timestamp()
         where = (message.topic(), message.partition(), message.offset())
         value = dead_letter_value(*where, message.key(), message.value(), error, max(ts, 0))
+        encoded, headers = encode_output(DEAD_LETTERS, value, self.settings.output_format)
         self.producer.produce(
-            self.settings.topic("dead-letters"),
-            encode_value(value),
+            self.settings.topic(DEAD_LETTERS),
+            encoded,
             message.key(),
+            headers=headers,
             on_delivery=self._dead_letter_acknowledged,
         )
         self._count(source or "unknown", outcome)

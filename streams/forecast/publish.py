@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.codec import decode_value, encode_value
+from streams.codec import decode_value
 from streams.config import Settings
 from streams.core.config import DAY
 from streams.core.events import SCHEMA_VERSION
@@ -21,6 +21,7 @@ from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.forecast.model import holt_winters
 from streams.forecast.series import HourlyDemand, HourlySeries
+from streams.output_encoding import DEAD_LETTERS, encode_output
 from streams.schemas import validate
 
 DEMAND_FORECASTS = "demand-forecasts"
@@ -74,7 +75,9 @@ def follow(
                 except BadMessage as error:
                     where = (message.topic, message.partition, message.offset)
                     dead = dead_letter_value(*where, message.key, message.value, error, message.timestamp)
-                    producer.send(settings.topic("dead-letters"), key=message.key, value=encode_value(dead))
+                    encoded, headers = encode_output(DEAD_LETTERS, dead, settings.output_format)
+                    topic = settings.topic(DEAD_LETTERS)
+                    producer.send(topic, key=message.key, value=encoded, headers=headers)
                     continue
                 hourly.add(value)
             until = hourly.complete_until()
@@ -84,7 +87,8 @@ def follow(
             hourly.forget_before(until - int(history_days * DAY))
             for value in forecasts(hourly, until):
                 key = f"{value['scope']}:{value['key']}".encode()
-                producer.send(settings.topic(DEMAND_FORECASTS), key=key, value=encode_value(value))
+                encoded, headers = encode_output(DEMAND_FORECASTS, value, settings.output_format)
+                producer.send(settings.topic(DEMAND_FORECASTS), key=key, value=encoded, headers=headers)
                 on_sent(value)
                 sent += 1
             producer.flush()

@@ -24,6 +24,7 @@ from streams.config import INPUT_TOPICS, Settings
 from streams.deadletters import dead_letter_value
 from streams.errors import BadMessage
 from streams.ingest import parse_user_event
+from streams.output_encoding import DEAD_LETTERS, encode_output
 from streams.partitioning import partition_for
 
 MAX_BATCH_EVENTS = 500
@@ -104,12 +105,13 @@ def _refused(
 ) -> Judged:
     partition = partition_for(key, settings.partitions)
     letter = dead_letter_value(topic, partition, 0, key, raw, error, now_ms, settings.max_message_bytes)
+    value, headers = encode_output(DEAD_LETTERS, letter, settings.output_format)
     return Judged(
-        settings.topic("dead-letters"),
+        settings.topic(DEAD_LETTERS),
         letter["key"],
-        encode_value(letter),
+        value,
         {"status": "refused", **error.as_dict()},
-        headers=[(SOURCE_HEADER, COLLECTOR_SOURCE)],
+        headers=[(SOURCE_HEADER, COLLECTOR_SOURCE), *headers],
     )
 
 

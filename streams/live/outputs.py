@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.codec import encode_value
 from streams.config import Settings
 from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Output
@@ -22,6 +21,7 @@ from streams.errors import BadMessage
 from streams.live.checkpoint import Checkpoint, Record
 from streams.live.metrics import WorkerMetrics
 from streams.live.records import InputRecord
+from streams.output_encoding import DEAD_LETTERS, encode_output
 from streams.partitioning import partition_for
 from streams.redaction import user_ref
 
@@ -81,9 +81,9 @@ class OutputSink:
             else:
                 self.metrics.triggers.labels(value["kind"]).inc()
                 self.counts.triggers += 1
-            encoded = encode_value(value)
-            key = output.key.encode()
-            checkpoint.send(Record(self.settings.topic(output.topic), key, encoded, output.partition))
+            encoded, headers = encode_output(output.topic, value, self.settings.output_format)
+            topic, key = self.settings.topic(output.topic), output.key.encode()
+            checkpoint.send(Record(topic, key, encoded, output.partition, tuple(headers)))
             if output.topic != DEMAND:  # the live feed is per shopper
                 self.pending_feed.append((output.key, {"topic": output.topic, "value": value}))
 
@@ -110,7 +110,9 @@ class OutputSink:
             ts=record.timestamp_ms if record.timestamp_ms is not None else int(time.time() * 1000),
             max_bytes=self.settings.max_message_bytes,
         )
-        checkpoint.send(Record(self.settings.topic("dead-letters"), value["key"], encode_value(value)))
+        encoded, headers = encode_output(DEAD_LETTERS, value, self.settings.output_format)
+        topic = self.settings.topic(DEAD_LETTERS)
+        checkpoint.send(Record(topic, value["key"], encoded, headers=tuple(headers)))
 
     def published(self, publish: Publish) -> None:
         """The outputs added so far are produced: their feed messages go out."""

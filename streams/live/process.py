@@ -48,6 +48,7 @@ class WorkerProcess:
             "STREAMS_PARTITIONS": str(s.partitions),
             "STREAMS_DATA_DIR": s.data_dir,
             "STREAMS_WEB_PORT": str(s.web_port),
+            "STREAMS_OUTPUT_FORMAT": s.output_format,
             **({"STREAMS_API_TOKEN": s.api_token} if s.api_token else {}),
             **s.web_access.env(),
         }

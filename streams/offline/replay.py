@@ -25,8 +25,9 @@ from streams.core.demand import DEMAND
 from streams.core.processor import PROMOTION_TRIGGERS, RECOMMENDATIONS, Processor
 from streams.core.recommend import Recommender, TrendingOnly
 from streams.core.segments import AUDIENCE_SEGMENTS
-from streams.logs import LogRecord
+from streams.logs import LogRecord, write_log
 from streams.offline.engine import OfflineEngine, OfflineResult
+from streams.output_encoding import DEAD_LETTERS, OutputFormat, encode_output
 
 OUTPUT_FILES = {
     RECOMMENDATIONS: "recommendations.jsonl",
@@ -36,6 +37,7 @@ OUTPUT_FILES = {
     DEMAND: "demand.jsonl",
 }
 SUMMARY_FILE = "summary.json"
+MESSAGES_FILE = "messages.jsonl"  # with an output format: the messages themselves, as an event log
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +134,27 @@ def _line(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=bytes_as_base64) + "\n"
 
 
-def write_run(run: OfflineRun, out: Path, zero_wallclock: bool = False) -> dict[str, Path]:
-    """The output files and the summary; returns their paths by name."""
+def output_messages(run: OfflineRun, fmt: OutputFormat) -> list[LogRecord]:
+    """Every output as the message a worker sends in format `fmt`: the same value bytes and headers
+    (a recommendation's `latency_ms` is 0 here), in processing order, dead letters last."""
+    messages = [_message(o.topic, o.key, o.value, fmt) for o in run.result.outputs]
+    for letter in run.result.dead_letters:
+        key = None if letter["key"] is None else letter["key"].decode("utf-8", "backslashreplace")
+        messages.append(_message(DEAD_LETTERS, key, letter, fmt))
+    return messages
+
+
+def _message(topic: str, key: str | None, value: dict[str, Any], fmt: OutputFormat) -> LogRecord:
+    encoded, headers = encode_output(topic, value, fmt)
+    text_headers = {name: raw.decode() for name, raw in headers}
+    return LogRecord(topic, key, value["ts"], value_bytes=encoded, headers=text_headers)
+
+
+def write_run(
+    run: OfflineRun, out: Path, zero_wallclock: bool = False, output_format: OutputFormat | None = None
+) -> dict[str, Path]:
+    """The output files and the summary (and, with an output format, the messages file); returns
+    their paths by name."""
     out.mkdir(parents=True, exist_ok=True)
     rows = {
         RECOMMENDATIONS: run.recommendations,
@@ -147,6 +168,9 @@ def write_run(run: OfflineRun, out: Path, zero_wallclock: bool = False) -> dict[
         path = paths[name] = out / OUTPUT_FILES[name]
         with path.open("w", encoding="utf-8") as f:
             f.writelines(_line(v) for v in values)
+    if output_format is not None:
+        paths["messages"] = out / MESSAGES_FILE
+        write_log(paths["messages"], output_messages(run, output_format))
     summary = run.summary(zero_wallclock)
     summary["files"] = {name: _digest(path) for name, path in paths.items()}
     paths["summary"] = out / SUMMARY_FILE

@@ -35,7 +35,6 @@ DEAD_LETTER_CODES = frozenset(
         "empty_value",
         "value_too_large",
         "bad_msgpack",
-        "json_without_content_type",
         "bad_json",
         "not_a_map",
         "bad_key",

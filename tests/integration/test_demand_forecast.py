@@ -36,8 +36,12 @@ def test_the_follower_sends_the_offline_forecasts_as_hours_close(
     producer.close()
 
     sent = follow(settings, HourlyDemand(partitions=settings.partitions), until_idle=5)
-    got = [decode_value(m.value) for m in read_topic(settings, "demand-forecasts")]
+    messages = read_topic(settings, "demand-forecasts")
+    got = [decode_value(m.value) for m in messages]
     assert sent == len(got) > 0
+    for message, value in zip(messages, got, strict=True):  # CloudEvents headers, as on every output
+        assert dict(message.headers)["ce_id"] == value["forecast_id"].encode()
+        assert dict(message.headers)["ce_type"] == b"streams.demand_forecast.v1"
     assert max(v["as_of"] for v in got) == offline.complete_until()  # the last closed hour
     for value in got:
         series = offline.series(value["as_of"])[f"{value['scope']}:{value['key']}"]

@@ -84,7 +84,7 @@ def test_malformed_messages_go_to_dead_letters_and_the_worker_keeps_going(
         "missing_field",
         "unknown_value",
         "too_long",
-        "json_without_content_type",
+        "bad_json",
         "empty_value",
         "out_of_range",
     } <= codes

@@ -4,7 +4,9 @@ checkpoint is durable (a feed must never show what a crash could take back)."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -22,10 +24,13 @@ from streams.live.records import InputRecord
 from streams.partitioning import partition_for
 
 SETTINGS = Settings(topic_prefix="t-", partitions=8)
-RECOMMENDATION = Output(RECOMMENDATIONS, "u1", {"items": ["sku-1"]})
-TRIGGER = Output(PROMOTION_TRIGGERS, "u1", {"kind": "cart_abandoned"})
-SEGMENT = Output(AUDIENCE_SEGMENTS, "u2", {"segment": "big_spender", "action": "enter"})
-WINDOW = Output(DEMAND, "sku-1", {"scope": "sku", "count": 3}, partition=5)
+TS = 1_700_000_000_000
+RECOMMENDATION = Output(RECOMMENDATIONS, "u1", {"rec_id": "r-1", "items": ["sku-1"], "ts": TS})
+TRIGGER = Output(PROMOTION_TRIGGERS, "u1", {"trigger_id": "t-1", "kind": "cart_abandoned", "ts": TS})
+SEGMENT = Output(
+    AUDIENCE_SEGMENTS, "u2", {"event_id": "s-1", "segment": "big_spender", "action": "enter", "ts": TS}
+)
+WINDOW = Output(DEMAND, "sku-1", {"demand_id": "d-1", "scope": "sku", "count": 3, "ts": TS}, partition=5)
 
 
 def decode(raw: bytes | None) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def test_outputs_are_records_on_the_physical_topics(sink: OutputSink) -> None:
 
 
 def test_a_recommendation_carries_its_latency_and_writes_no_table(sink: OutputSink) -> None:
-    recommendation = Output(RECOMMENDATIONS, "u4", {"items": ["sku-2"]})
+    recommendation = Output(RECOMMENDATIONS, "u4", {"rec_id": "r-4", "items": ["sku-2"], "ts": TS})
     checkpoint = Checkpoint()
     started = time.perf_counter() - 0.25  # the batch began 250 ms ago
     sink.add(checkpoint, [recommendation, SEGMENT], started=started)
@@ -169,3 +174,36 @@ def test_event_to_output_latency_is_observed_when_the_outputs_are_produced(sink:
     assert sample(sink, f"{name}_bucket", {"topic": RECOMMENDATIONS, "le": "0.1"}) == 0
     sink.published(lambda user_id, message: None)  # observed once
     assert sample(sink, f"{name}_count", {"topic": RECOMMENDATIONS}) == 1
+
+
+def test_every_output_carries_cloudevents_headers_and_msgpack_no_content_type(sink: OutputSink) -> None:
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [RECOMMENDATION, TRIGGER, SEGMENT, WINDOW])
+    record = InputRecord("t-clicks", 2, 17, 1_700_000_000_500, b"u1", b"\xff")
+    sink.dead_letter(checkpoint, record, BadMessage("bad_msgpack", "not msgpack"))
+    ids = []
+    for sent in checkpoint.outputs:
+        headers = dict(sent.headers)
+        assert "content-type" not in headers
+        assert headers["ce_specversion"] == b"1.0"
+        assert headers["ce_source"] == b"/streams/" + sent.topic.removeprefix("t-").encode()
+        ids.append(headers["ce_id"])
+    assert ids[:4] == [b"r-1", b"t-1", b"s-1", b"d-1"]  # each output's own deterministic id
+    assert ids[4].startswith(b"d-")
+    assert dict(checkpoint.outputs[1].headers)["ce_time"] == b"2023-11-14T22:13:20.000Z"
+    assert dict(checkpoint.outputs[4].headers)["ce_time"] == b"2023-11-14T22:13:20.500Z"
+
+
+def test_json_outputs_say_so_and_keep_the_values() -> None:
+    sink = OutputSink(replace(SETTINGS, output_format="json"), WorkerMetrics())
+    checkpoint = Checkpoint()
+    sink.add(checkpoint, [TRIGGER, WINDOW])
+    record = InputRecord("t-clicks", 2, 17, 1_700_000_000_500, b"u1", b"\xff")
+    sink.dead_letter(checkpoint, record, BadMessage("bad_msgpack", "not msgpack"))
+    trigger, window, letter = checkpoint.outputs
+    for sent in checkpoint.outputs:
+        assert dict(sent.headers)["content-type"] == b"application/json"
+        assert dict(sent.headers)["ce_type"].startswith(b"streams.")
+    assert json.loads(trigger.value or b"") == TRIGGER.value
+    assert json.loads(window.value or b"") == WINDOW.value
+    assert json.loads(letter.value or b"")["value"] == "/w=="  # the original bytes, base64 in JSON
