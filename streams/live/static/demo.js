@@ -208,7 +208,9 @@
       $("cart-total").textContent = panel.cart.length ? money(total) : "";
       $("checkout").disabled = !panel.cart.length || !s.key;
       fill($("activity"), panel.recent.map(function (e) {
-        return el("li", null, e.kind + " " + (e.title || e.item_id || "") + "  (" + e.event_id + ")");
+        var li = el("li", null, new Date(e.ts).toLocaleTimeString() + " " + e.kind + " " + (e.title || e.item_id || ""));
+        li.title = e.event_id;
+        return li;
       }), "none yet");
       $("lifecycle").textContent = profile.lifecycle;
       $("orders").textContent = profile.rfm.frequency;
