@@ -24,6 +24,9 @@ class WebAccess:
     shopper_secret: str | None = field(default=None, repr=False)
     # `required`: a per-shopper public endpoint refuses a request without a valid token (401).
     shopper_tokens: str = "optional"
+    # The demo page may hand any visitor a write key and a shopper token for any shopper
+    # (streams.live.dashboard): for a local demo only, never on a worker facing real shoppers.
+    demo: bool = False
 
     def __post_init__(self) -> None:
         if self.shopper_tokens not in SHOPPER_TOKEN_MODES:
@@ -31,6 +34,8 @@ class WebAccess:
             raise ValueError(f"STREAMS_SHOPPER_TOKENS={mode!r}: use one of {SHOPPER_TOKEN_MODES}")
         if self.shopper_tokens == "required" and not self.shopper_secret:
             raise ValueError("STREAMS_SHOPPER_TOKENS=required needs STREAMS_SHOPPER_SECRET")
+        if self.demo and not (self.collector_keys and self.shopper_secret):
+            raise ValueError("STREAMS_DEMO=true needs STREAMS_COLLECTOR_KEYS and STREAMS_SHOPPER_SECRET")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebAccess:
@@ -39,11 +44,12 @@ class WebAccess:
             cors_origins=_listed(env.get("STREAMS_CORS_ORIGINS")),
             shopper_secret=env.get("STREAMS_SHOPPER_SECRET") or None,
             shopper_tokens=(env.get("STREAMS_SHOPPER_TOKENS") or "optional").lower(),
+            demo=(env.get("STREAMS_DEMO") or "").lower() in ("1", "true", "yes"),
         )
 
     def env(self) -> dict[str, str]:
         """The environment `from_env` reads these settings back from (for a worker's child process)."""
-        out = {"STREAMS_SHOPPER_TOKENS": self.shopper_tokens}
+        out = {"STREAMS_SHOPPER_TOKENS": self.shopper_tokens, "STREAMS_DEMO": str(self.demo).lower()}
         if self.collector_keys:
             out["STREAMS_COLLECTOR_KEYS"] = ",".join(self.collector_keys)
         if self.cors_origins:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +38,7 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]
         "STREAMS_APP_ID": settings.app_id,
         "STREAMS_WEB_PORT": str(settings.web_port),
         "STREAMS_TOPIC_PREFIX": settings.topic_prefix,
+        **demo_access_env(os.environ),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "streams", "worker"],
@@ -44,6 +47,16 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def demo_access_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The demo's own worker lets the dashboard act as any shopper (STREAMS_DEMO): it needs a write
+    key and a shopper secret, fresh for this run unless set already."""
+    return {
+        "STREAMS_DEMO": "true",
+        "STREAMS_COLLECTOR_KEYS": env.get("STREAMS_COLLECTOR_KEYS") or f"demo-{secrets.token_urlsafe(12)}",
+        "STREAMS_SHOPPER_SECRET": env.get("STREAMS_SHOPPER_SECRET") or secrets.token_urlsafe(24),
+    }
 
 
 def _describe(rec: dict[str, Any]) -> str:
@@ -58,7 +71,7 @@ def _describe(rec: dict[str, Any]) -> str:
 @app.command()
 def demo(
     users: Annotated[int, typer.Option(help="Shoppers in the generated traffic")] = 200,
-    items: Annotated[int, typer.Option(help="Catalogue size")] = 1000,
+    items: Annotated[int, typer.Option(help="Catalogue size (the shipped model knows 2,000 items)")] = 2000,
     events: Annotated[int, typer.Option(help="Click and order events to play")] = 6000,
     rate: Annotated[float, typer.Option(help="Events per second")] = 300.0,
     seed: Annotated[int | None, typer.Option(help="Traffic seed (default: new traffic each run)")] = None,
@@ -88,7 +101,9 @@ def demo(
     activity = Counter(r.key for r in records if r.topic == "clicks")
     shopper = activity.most_common(1)[0][0]
     typer.echo(f"playing {len(records)} generated events at {rate:g}/s; following shopper {shopper}")
-    typer.echo(f"  live page:  {base}/demo?user={shopper}")
+    typer.echo(f"  dashboard:  {base}/demo?user={shopper}")
+    if _get(f"{base}/demo/session?user={shopper}") is None:
+        typer.echo("              (read-only: the worker already running has no STREAMS_DEMO=true)")
     typer.echo(f"  latest:     {base}/users/{shopper}/recommendations    health: {base}/healthz")
     player = threading.Thread(target=replay_log, args=(records, settings), kwargs={"rate": rate}, daemon=True)
     player.start()

@@ -286,9 +286,82 @@ def paths() -> dict[str, dict[str, Any]]:
         "/openapi.json": {"get": operation("This document", {"200": json_body({"type": "object"}, "OK")})},
         "/demo": {
             "get": operation(
-                "Demo page following one shopper",
+                "The live dashboard: a shop simulator, one followed shopper and the system's figures",
                 {"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
                 [{"name": "user", "in": "query", "required": False, "schema": {"type": "string"}}],
+            )
+        },
+        **dashboard_paths(),
+    }
+
+
+def dashboard_paths() -> dict[str, dict[str, Any]]:
+    """The dashboard's own endpoints (streams.live.dashboard, streams.live.catalog_views)."""
+    page = {"type": "object"}
+    return {
+        "/items": {
+            "get": operation(
+                "The catalog, a page at a time, in item-id order",
+                {
+                    "200": json_body(
+                        {
+                            "type": "object",
+                            "required": ["total", "offset", "limit", "items", "categories"],
+                            "properties": {
+                                "total": {"type": "integer", "description": "items matching the filters"},
+                                "offset": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                                "items": {"type": "array", "items": {"type": "object"}},
+                                "categories": {"type": "object", "description": "category -> items"},
+                            },
+                        },
+                        "One page of catalog items (the catalog_item shape)",
+                    ),
+                    "400": error("A bad parameter"),
+                },
+                [
+                    query_parameter("offset", {"type": "integer", "minimum": 0}, "items to skip"),
+                    query_parameter("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
+                    query_parameter("category", {"type": "string"}, "only this category"),
+                    query_parameter("q", {"type": "string", "maxLength": 100}, "text in the title or id"),
+                    query_parameter("in_stock", {"type": "boolean"}, "only in or out of stock"),
+                ],
+            )
+        },
+        "/system/summary": {
+            "get": operation(
+                "Events/s, event-to-recommendation latency, lag and dead letters over the last minutes",
+                {"200": json_body(page, "The worker's recent figures and one point per sample")},
+            )
+        },
+        "/demo/session": {
+            "get": operation(
+                "A write key and a shopper token for the demo page (only with STREAMS_DEMO=true)",
+                {
+                    "200": json_body(page, "user_id, write_key, shopper_token, expires"),
+                    "400": error("No user given"),
+                    "404": error("The demo's shopper access is off"),
+                },
+                [{"name": "user", "in": "query", "required": True, "schema": {"type": "string"}}],
+            )
+        },
+        "/demo/shoppers/{user_id}": {
+            "get": operation(
+                "The shopper's cart, recent activity and profile (only with STREAMS_DEMO=true)",
+                {
+                    "200": json_body(page, "profile, cart and recent, items with catalog facts"),
+                    "401": error("Not the shopper's own token"),
+                    "404": error("Unknown user, or the demo's shopper access is off"),
+                },
+                [USER],
+                [{"shopperToken": []}, {"shopperTokenQuery": []}, {"apiToken": []}],
+            )
+        },
+        "/demo/{name}": {
+            "get": operation(
+                "The dashboard's script and style (demo.js, demo.css)",
+                {"200": {"description": "OK"}, "404": error("No such file")},
+                [path_parameter("name", "demo.js or demo.css")],
             )
         },
     }

@@ -21,6 +21,7 @@ from aiohttp import web as aioweb
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
 from streams.live.attribution import register_attribution
+from streams.live.dashboard import register_dashboard
 from streams.live.item_views import register_item_views
 from streams.live.openapi import openapi_document
 from streams.live.operations import register_operations
@@ -57,6 +58,7 @@ def register_views(worker: Worker) -> None:
     session: aiohttp.ClientSession | None = None
     register_operations(worker)  # /livez, /readyz, the model swap, request and build metrics
     items = register_item_views(worker)
+    register_dashboard(worker, STATIC)  # the demo page's files, its shopper access, /items, /system/summary
 
     async def forwarded(request: Any, user_id: str) -> Any | None:
         """The owner's answer when another worker owns the user; None: answer here."""
