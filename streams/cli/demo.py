@@ -64,7 +64,7 @@ def _describe(rec: dict[str, Any]) -> str:
     fallback = rec.get("provenance", {}).get("fallback")
     return (
         f"after {rec['cause_event_id']}: {top} ...  intent={rec['purchase_intent']:.2f}"
-        f"  {rec['latency_ms']:.1f} ms{'  (trending)' if fallback else ''}"
+        f"{'  (trending)' if fallback else ''}"
     )
 
 
@@ -100,7 +100,10 @@ def demo(
     records = list(generate_traffic(TrafficConfig(users=users, items=items, events=events, seed=seed)))
     activity = Counter(r.key for r in records if r.topic == "clicks")
     shopper = activity.most_common(1)[0][0]
-    typer.echo(f"playing {len(records)} generated events at {rate:g}/s; following shopper {shopper}")
+    typer.echo(
+        f"playing {events} generated events (after {items} catalog items) at {rate:g}/s;"
+        f" following shopper {shopper}"
+    )
     typer.echo(f"  dashboard:  {base}/demo?user={shopper}")
     if _get(f"{base}/demo/session?user={shopper}") is None:
         typer.echo("              (read-only: the worker already running has no STREAMS_DEMO=true)")
