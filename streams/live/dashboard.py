@@ -59,7 +59,7 @@ def shopper_panel(state: UserState, document: dict[str, Any], catalog: Any) -> d
 def register_dashboard(worker: Worker, static: Any) -> None:
     app = worker.app
     settings = worker.settings
-    history = SystemHistory()
+    history = SystemHistory(started=time.time())  # the counters are zero now
 
     @app.page("/demo/session")
     async def demo_session(web: Any, request: Any) -> Any:

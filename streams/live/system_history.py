@@ -103,10 +103,19 @@ def _rate(first: Sample, last: Sample) -> float:
 class SystemHistory:
     """Samples of the last `window` seconds, and the summary the dashboard reads."""
 
-    def __init__(self, window: float = WINDOW_SECONDS, every: float = SAMPLE_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        window: float = WINDOW_SECONDS,
+        every: float = SAMPLE_EVERY_SECONDS,
+        started: float | None = None,
+    ) -> None:
+        """`started`: when the worker's counters were zero. It is the first sample, so what happens
+        before the first timed one (a worker's first events can all fall there) is counted too."""
         self.window = window
         self.every = every
         self.samples: deque[Sample] = deque(maxlen=int(window / every) + 1)
+        if started is not None:
+            self.samples.append(Sample(at=started, events=0.0, latency_bounds=(), latency_counts=(), lag=0))
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)

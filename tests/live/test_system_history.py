@@ -65,3 +65,21 @@ def test_the_ring_buffer_keeps_only_the_window() -> None:
     assert len(summary["points"]) == 5
     assert summary["events_per_second"] == 2.0
     assert summary["p50_ms"] is None  # no recommendation in the window
+
+
+def test_what_happens_before_the_first_timed_sample_counts_from_the_start() -> None:
+    metrics = WorkerMetrics()
+    history = SystemHistory(window=60, every=2, started=100.0)
+    metrics.events_in.labels("clicks").inc(4)  # a worker's first events, all before the first sample
+    metrics.event_to_output.labels(LATENCY_TOPIC).observe(0.004)
+    metrics.dead_letters.labels("missing_field").inc()
+    history.add(take_sample(metrics, lag=0, at=102.0))
+    history.add(take_sample(metrics, lag=0, at=104.0))
+    summary = history.summary()
+    assert summary["p50_ms"] is not None and 0 < summary["p50_ms"] <= 5
+    assert summary["dead_letters"] == {"missing_field": 1}
+    assert summary["points"][0]["events_per_second"] == 2.0
+    unstarted = SystemHistory(window=60, every=2)
+    unstarted.add(take_sample(metrics, lag=0, at=102.0))
+    unstarted.add(take_sample(metrics, lag=0, at=104.0))
+    assert unstarted.summary()["p50_ms"] is None  # without the start, nothing changed in the window
