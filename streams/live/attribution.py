@@ -11,7 +11,6 @@ for is named in `missing_partitions`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.core.attribution import MEASURES, shop_summary, summarize
+from streams.live.bearer import API_TOKEN_REQUIRED, carries_api_token
 
 if TYPE_CHECKING:
     from streams.live.app import Worker
@@ -82,10 +82,8 @@ def register_attribution(worker: Worker, forwarded_by: str) -> None:
 
     @worker.app.page(STATS_PATH)
     async def recommendation_stats(web: Any, request: Any) -> Any:
-        token = settings.api_token
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
-            return web.json({"error": "a valid bearer token is required (STREAMS_API_TOKEN)"}, status=401)
+        if not carries_api_token(request.headers, settings.api_token):
+            return web.json({"error": API_TOKEN_REQUIRED}, status=401)
         local = owned_counts(worker)
         if request.headers.get(forwarded_by) or request.query.get("scope") == "local":
             return web.json({"partitions": {str(p): counts for p, counts in local.items()}})

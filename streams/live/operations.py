@@ -9,7 +9,6 @@ token; every HTTP request is counted by route and status; open live feeds, readi
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from aiohttp import web as aioweb
 from faust.web import View
 
 from streams import __version__
+from streams.live.bearer import API_TOKEN_REQUIRED, carries_api_token
 from streams.live.metrics import WorkerMetrics
 from streams.live.readiness import WorkerCondition, liveness, readiness
 
@@ -58,10 +58,8 @@ def register_operations(worker: Worker) -> None:
     @app.page(MODEL_SWAP_PATH)
     class ModelSwap(View):
         async def post(self, request: Any) -> Any:
-            if not authorized(request, worker.settings.api_token):
-                return self.json(
-                    {"error": "a valid bearer token is required (STREAMS_API_TOKEN)"}, status=401
-                )
+            if not carries_api_token(request.headers, worker.settings.api_token):
+                return self.json({"error": API_TOKEN_REQUIRED}, status=401)
             try:
                 body = await request.json()
                 path = str(body["path"])
@@ -81,12 +79,6 @@ def register_operations(worker: Worker) -> None:
     metrics.ready.set_function(lambda: 1.0 if readiness(condition())[1] == 200 else 0.0)
     set_build_info(metrics, model_version(worker))
     _ = (livez, readyz, ModelSwap)
-
-
-def authorized(request: Any, token: str | None) -> bool:
-    """The request carries `Authorization: Bearer <token>`; without a token set, nothing is."""
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return bool(token) and hmac.compare_digest(given.encode(), str(token).encode())
 
 
 def model_version(worker: Worker) -> str:

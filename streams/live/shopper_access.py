@@ -9,12 +9,12 @@ refused: a wrong token is a mistake to report, not a reason to fall back.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from streams.config import Settings
+from streams.live.bearer import bearer, carries_api_token
 from streams.live.shopper_tokens import InvalidShopperToken, verify
 
 TOKEN_PARAMETER = "shopper_token"  # EventSource cannot send headers: the feed takes it in the query
@@ -34,16 +34,15 @@ def shopper_access(
 ) -> Access:
     """`now`: the wall clock in epoch seconds, against which token expiries are judged."""
     access = settings.web_access
-    bearer = headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    token = query.get(TOKEN_PARAMETER, "").strip() or bearer
+    given = bearer(headers)
+    token = query.get(TOKEN_PARAMETER, "").strip() or given
     if not token:
         if access.shopper_tokens == "required":
             raise AccessRefused(
                 f"a shopper token is required (Authorization: Bearer TOKEN or ?{TOKEN_PARAMETER}=TOKEN)"
             )
         return Access.PUBLIC
-    api_token = settings.api_token
-    if token == bearer and api_token and hmac.compare_digest(token.encode(), api_token.encode()):
+    if token == given and carries_api_token(headers, settings.api_token):
         return Access.SHOPPER
     if not access.shopper_secret:
         raise AccessRefused("shopper tokens are not enabled on this worker (STREAMS_SHOPPER_SECRET)")

@@ -8,7 +8,6 @@ are forwarded there, the SSE feed redirects the browser there.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from aiohttp import web as aioweb
 from streams.core.context import assistant_context
 from streams.core.profile import profile_document
 from streams.live.attribution import register_attribution
+from streams.live.bearer import API_TOKEN_REQUIRED, carries_api_token
 from streams.live.dashboard import register_dashboard
 from streams.live.item_views import register_item_views
 from streams.live.openapi import openapi_document
@@ -120,10 +120,8 @@ def register_views(worker: Worker) -> None:
 
     async def respond(web: Any, request: Any, user_id: str, render: Render) -> Any:
         """`render(state, latest recommendation)` for a request with the right bearer token."""
-        token = worker.settings.api_token
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
-            return web.json({"error": "a valid bearer token is required (STREAMS_API_TOKEN)"}, status=401)
+        if not carries_api_token(request.headers, worker.settings.api_token):
+            return web.json({"error": API_TOKEN_REQUIRED}, status=401)
         if (reply := await forwarded(request, user_id)) is not None:
             return reply
         state = view.state(user_id)
