@@ -51,6 +51,13 @@ def train(
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="the last epoch also trains on the validation sessions")
     ] = False,
+    repeat: Annotated[
+        bool,
+        typer.Option(
+            "--repeat/--no-repeat",
+            help="next-item head mixing returns to recent items with exploring the catalogue",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -74,6 +81,7 @@ def train(
         scale=scale,
         bf16=bf16,
         refit=refit,
+        repeat=repeat,
         seed=seed,
         threads=threads,
     )

@@ -24,7 +24,7 @@ Inputs follow `streams.model.features`: right-padded int64 [batch, T] `items`, `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,9 @@ class NetConfig:
     scale: float = 16.0
     session_gap_bucket: int = SESSION_START_BUCKET  # gap buckets >= this start a new session
     attend: int = 10  # the readout's attention sees this many of the newest events
+    # Repeat-aware next-item head: a learned mixture of "return to one of the attended events'
+    # items" and "explore the catalogue" (RepeatNet's repeat/explore mixture).
+    repeat: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +73,14 @@ class SessionNet(nn.Module):
         self.att_key = nn.Linear(d, d, bias=False)
         self.att_out = nn.Linear(d, 1, bias=False)
         self.readout = nn.Linear(2 * d, d, bias=False)
+        if config.repeat:
+            # Its own additive attention over the attended events (which one is returned to), and a
+            # gate on the readout (whether the next item is a return at all).
+            self.rep_last = nn.Linear(d, d)
+            self.rep_key = nn.Linear(d, d, bias=False)
+            self.rep_position = nn.Embedding(config.attend, d)
+            self.rep_out = nn.Linear(d, 1, bias=False)
+            self.rep_gate = nn.Linear(2 * d, 1)
         # Intent also sees explicit per-kind counts of the current session (log1p), since "has something
         # in the cart right now" is the strongest signal and the GRU state only implies it.
         self.intent_mlp = nn.Sequential(
@@ -91,16 +102,9 @@ class SessionNet(nn.Module):
 
     def encode(
         self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor, table: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(session embedding, unnormalised; readout features) for a right-padded batch. `table` is
+    ) -> Readout:
+        """The readout of a right-padded batch of whole (windowed) histories. `table` is
         `item_table()`, passed in when the caller needs it too, so it is computed once per batch."""
-        session, features, _ = self.encode_with_state(items, kinds, gaps, table)
-        return session, features
-
-    def encode_with_state(
-        self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor, table: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`encode` plus the state to carry: [GRU state after the last event, session counts]."""
         mask = kinds > 0
         lengths = mask.sum(1).clamp(min=1)
         table = self.item_table() if table is None else table
@@ -114,8 +118,7 @@ class SessionNet(nn.Module):
         seen = mask & (reverse < self.config.attend)
         counts = self._session_counts(kinds, gaps)
         position = reverse.clamp(min=0, max=self.config.attend - 1)
-        session, features = self._readout(last, x, position, seen, counts)
-        return session, features, torch.cat([last, counts], -1)
+        return self._readout(last, x, position, seen, counts)
 
     def step(
         self,
@@ -123,10 +126,10 @@ class SessionNet(nn.Module):
         items: torch.Tensor,
         kinds: torch.Tensor,
         gaps: torch.Tensor,
-        keys: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        keys: Keys | None = None,
         table: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One event on top of a carried state: (session, features, next state).
+    ) -> Readout:
+        """One event on top of a carried state.
 
         `items`/`kinds`/`gaps` hold the newest events, right-padded, the new one last: the GRU reads
         only that one; the attention reads them all (at most `attend`). An all-zero state is the state
@@ -149,8 +152,7 @@ class SessionNet(nn.Module):
         reverse = lengths[:, None] - 1 - steps
         seen = mask & (reverse < self.config.attend)
         position = reverse.clamp(min=0, max=self.config.attend - 1)
-        session, features = self._readout(last, x, position, seen, counts, keys, (items, kinds, gaps))
-        return session, features, torch.cat([last, counts], -1)
+        return self._readout(last, x, position, seen, counts, keys, (items, kinds, gaps))
 
     def _gru_cell(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step of `self.gru` (same weights, same equations as torch's GRU)."""
@@ -170,20 +172,30 @@ class SessionNet(nn.Module):
         position: torch.Tensor,
         seen: torch.Tensor,
         counts: torch.Tensor,
-        keys: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        keys: Keys | None = None,
         inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if keys is None or inputs is None:
-            key = self.att_key(x)
-        else:  # the key projection of each table, precomputed by the export: gathers, no matmul
-            key = sum(F.embedding(index, table) for index, table in zip(inputs, keys, strict=True))
+    ) -> Readout:
+        key = _project(self.att_key, x, None if keys is None else keys.attention, inputs)
         key = key + self.position(position)
         weights = self.att_out(torch.sigmoid(self.att_last(last)[:, None, :] + key)).squeeze(-1)
         weights = weights * seen.to(weights.dtype)
         context = (weights[:, :, None] * x).sum(1)
         features = torch.cat([last, context], dim=-1)
         intent_features = torch.cat([features, torch.log1p(counts)], -1)
-        return self.readout(self.drop(features)), intent_features
+        session = self.readout(self.drop(features))
+        state = torch.cat([last, counts], -1)
+        if not self.config.repeat:
+            return Readout(session, intent_features, state, None, None)
+        # Which attended event's item is returned to: a softmax over the attended events (an item
+        # seen twice gets both its events' weights). Masked with a large finite value, not -inf, so
+        # that an all-padding row (never served) stays finite.
+        rep_key = _project(self.rep_key, x, None if keys is None else keys.repeat, inputs)
+        rep_key = rep_key + self.rep_position(position)
+        scores = self.rep_out(torch.tanh(self.rep_last(last)[:, None, :] + rep_key)).squeeze(-1)
+        scores = scores.masked_fill(~seen, -1e9)
+        attention = torch.softmax(scores, dim=-1)
+        gate = self.rep_gate(self.drop(features)).squeeze(-1)
+        return Readout(session, intent_features, state, gate, attention)
 
     def _session_counts(self, kinds: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
         """Event counts per kind since the current session began (within the window), plus the
@@ -201,11 +213,12 @@ class SessionNet(nn.Module):
     def forward(
         self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(next-item logits [batch, n_items], purchase-intent logit [batch])."""
+        """(next-item scores [batch, n_items], purchase-intent logit [batch]). The scores are logits:
+        their softmax is the model's next-item distribution."""
         table = self.item_table()
-        session, features = self.encode(items, kinds, gaps, table)
-        logits = self.query(session) @ table.T
-        return logits, self.intent_mlp(features).squeeze(-1)
+        readout = self.encode(items, kinds, gaps, table)
+        explore = self.query(readout.session) @ table.T
+        return item_scores(explore, readout, items), self.intent_logit(readout.features)
 
     def query(self, session: torch.Tensor) -> torch.Tensor:
         """scale * normalise(session): its dot product with `item_table()` rows is scale * cos(session,
@@ -218,13 +231,64 @@ class SessionNet(nn.Module):
     def intent_logit(self, features: torch.Tensor) -> torch.Tensor:
         return self.intent_mlp(features).squeeze(-1)
 
-    def item_logits(self, session: torch.Tensor) -> torch.Tensor:
-        return self.query(session) @ self.item_table().T
+
+class Readout(NamedTuple):
+    """What the encoder reads out of a history."""
+
+    session: torch.Tensor  # [batch, dim]: the explore query's direction
+    features: torch.Tensor  # [batch, 2 dim + kinds + 1]: what the intent head reads
+    state: torch.Tensor  # [batch, state_size]: what a shopper carries to the next event
+    gate: torch.Tensor | None  # [batch]: logit of "the next item is one of the attended events'"
+    attention: torch.Tensor | None  # [batch, time]: which attended event's item, summing to 1
+
+
+class Keys(NamedTuple):
+    """Per-table key projections (item, kind, gap) of the attentions, precomputed by the export."""
+
+    attention: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    repeat: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
+
+def _project(
+    linear: nn.Linear,
+    x: torch.Tensor,
+    tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """`linear(x)` (bias-free), or the same sum gathered from per-table projections: no matmul."""
+    if tables is None or inputs is None:
+        return linear(x)
+    return sum(F.embedding(index, table) for index, table in zip(inputs, tables, strict=True))
+
+
+def repeat_probability(readout: Readout, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """P(target | repeat) per row: the attention weight of the attended events holding it."""
+    assert readout.attention is not None
+    return (readout.attention * (items == target[:, None]).to(readout.attention.dtype)).sum(1)
+
+
+def item_scores(explore: torch.Tensor, readout: Readout, items: torch.Tensor) -> torch.Tensor:
+    """The next-item logits: `explore` itself, or for a repeat-aware net the log of the mixture
+    p * P_repeat + (1 - p) * softmax(explore), shifted per row by -log(1 - p) + logsumexp(explore)
+    (a shift changes neither the softmax nor the ranking). Only the attended events' items differ
+    from `explore`: with g the gate's logit, their score is log(exp(explore) + exp(g + lse) * P_repeat),
+    so the whole catalogue is read once (the logsumexp) and written at those few columns."""
+    if readout.gate is None or readout.attention is None:
+        return explore
+    lse = torch.logsumexp(explore, dim=1, keepdim=True)
+    same = (items[:, :, None] == items[:, None, :]).to(explore.dtype)
+    repeat = (same * readout.attention[:, None, :]).sum(-1)  # P_repeat of each event's item
+    at_items = explore.gather(1, items)
+    boost = readout.gate[:, None] + lse + torch.log(repeat)  # -inf where P_repeat is 0
+    peak = torch.maximum(at_items, boost)
+    mixed = peak + torch.log(torch.exp(at_items - peak) + torch.exp(boost - peak))
+    return explore.scatter(1, items, mixed)
 
 
 class _Frozen(nn.Module):
-    """What every exported graph shares: the normalised item table and the attention's key projection
-    of each embedding table, computed once at export time and stored as constants, not per call."""
+    """What every exported graph shares: the normalised item table and the attentions' key
+    projections of each embedding table, computed once at export time and stored as constants, not
+    per call."""
 
     def __init__(self, net: SessionNet) -> None:
         super().__init__()
@@ -235,10 +299,19 @@ class _Frozen(nn.Module):
             self.register_buffer("key_item", net.att_key(table).detach().clone())
             self.register_buffer("key_kind", net.att_key(net.kind.weight).detach().clone())
             self.register_buffer("key_gap", net.att_key(net.gap.weight).detach().clone())
+            if net.config.repeat:
+                self.register_buffer("rep_key_item", net.rep_key(table).detach().clone())
+                self.register_buffer("rep_key_kind", net.rep_key(net.kind.weight).detach().clone())
+                self.register_buffer("rep_key_gap", net.rep_key(net.gap.weight).detach().clone())
 
-    def answer(self, session: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net.query(session) @ self.table.T
-        return logits, torch.sigmoid(self.net.intent_logit(features))
+    def keys(self) -> Keys:
+        repeat = (self.rep_key_item, self.rep_key_kind, self.rep_key_gap) if self.net.config.repeat else None
+        return Keys((self.key_item, self.key_kind, self.key_gap), repeat)
+
+    def answer(self, readout: Readout, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        explore = self.net.query(readout.session) @ self.table.T
+        scores = item_scores(explore, readout, items)
+        return scores, torch.sigmoid(self.net.intent_logit(readout.features))
 
 
 class ExportWrapper(_Frozen):
@@ -247,9 +320,9 @@ class ExportWrapper(_Frozen):
     def forward(
         self, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        session, features, state = self.net.encode_with_state(items, kinds, gaps, self.table)
-        logits, intent = self.answer(session, features)
-        return logits, intent, state
+        readout = self.net.encode(items, kinds, gaps, self.table)
+        logits, intent = self.answer(readout, items)
+        return logits, intent, readout.state
 
 
 class StepWrapper(_Frozen):
@@ -258,7 +331,6 @@ class StepWrapper(_Frozen):
     def forward(
         self, state: torch.Tensor, items: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        keys = (self.key_item, self.key_kind, self.key_gap)
-        session, features, next_state = self.net.step(state, items, kinds, gaps, keys, self.table)
-        logits, intent = self.answer(session, features)
-        return logits, intent, next_state
+        readout = self.net.step(state, items, kinds, gaps, self.keys(), self.table)
+        logits, intent = self.answer(readout, items)
+        return logits, intent, readout.state

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from streams.core.attribution import is_impression_value
 from streams.logs import read_log
 from streams.model.features import EVENT_KINDS, RESERVED, Featurizer, FeaturizerConfig, ItemVocab, views
-from streams.model.net import NetConfig, SessionNet
+from streams.model.net import NetConfig, Readout, SessionNet, repeat_probability
 from streams.model.sessions import read_sessions, split_validation
 
 # Kinds whose item is a next-item target: what the shopper looks at or wants next.
@@ -55,6 +55,7 @@ class TrainConfig:
     min_count: int = 1
     window: int = 50
     intent_weight: float = 1.0
+    repeat: bool = False  # the repeat/explore mixture head (`NetConfig.repeat`)
     seed: int = 0
     threads: int = 2
     max_minutes: float = 0.0  # 0 = no budget; else no epoch is started that would end past it
@@ -470,6 +471,32 @@ def catalogue_cross_entropy(
     return F.cross_entropy(query @ table.T, target, ignore_index=0)
 
 
+def next_item_loss(
+    model: SessionNet,
+    readout: Readout,
+    items: torch.Tensor,
+    table: torch.Tensor,
+    target: torch.Tensor,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """Mean cross-entropy of the next item over the rows with a target (`target > 0`).
+
+    For a repeat-aware net, the probability of the target is the mixture the served scores are the
+    log of: p * P_repeat(target) + (1 - p) * softmax(explore)[target], p = sigmoid(gate)."""
+    query = model.query(readout.session)
+    if readout.gate is None:
+        return catalogue_cross_entropy(query, table, target, bf16)
+    q, w = (query.bfloat16(), table.bfloat16()) if bf16 else (query, table)
+    explore = -F.cross_entropy((q @ w.T).float(), target, ignore_index=0, reduction="none")
+    repeat = repeat_probability(readout, items, target)
+    returned = torch.where(
+        repeat > 0, F.logsigmoid(readout.gate) + torch.log(repeat.clamp_min(1e-30)), -torch.inf
+    )
+    log_p = torch.logaddexp(F.logsigmoid(-readout.gate) + explore, returned)
+    rows = (target > 0).to(log_p.dtype)
+    return -(log_p * rows).sum() / rows.sum().clamp(min=1.0)
+
+
 def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> TrainResult:
     _keep_freed_memory()
     bf16 = native_bf16() if config.bf16 is None else config.bf16
@@ -484,6 +511,7 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         dim=config.dim,
         dropout=config.dropout,
         scale=config.scale,
+        repeat=config.repeat,
     )
     model = SessionNet(net_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -514,11 +542,12 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         for step, points in enumerate(bar, 1):
             weight = config.intent_weight if has_labels else 0.0
             table = model.item_table()
-            session, features = model.encode(*_tensors(data, points), table)
+            items, kinds, gaps = _tensors(data, points)
+            readout = model.encode(items, kinds, gaps, table)
             target = torch.from_numpy(data.target[points])
-            loss = catalogue_cross_entropy(model.query(session), table, target, bf16)
+            loss = next_item_loss(model, readout, items, table, target, bf16)
             if weight > 0:
-                loss = loss + weight * _intent_loss(model.intent_logit(features), data.label[points])
+                loss = loss + weight * _intent_loss(model.intent_logit(readout.features), data.label[points])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
