@@ -58,6 +58,10 @@ def train(
             help="next-item head mixing returns to recent items with exploring the catalogue",
         ),
     ] = False,
+    last_item: Annotated[
+        bool,
+        typer.Option("--last-item/--no-last-item", help="the readout also reads the newest item's embedding"),
+    ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -82,6 +86,7 @@ def train(
         bf16=bf16,
         refit=refit,
         repeat=repeat,
+        last_item=last_item,
         seed=seed,
         threads=threads,
     )

@@ -47,6 +47,9 @@ class NetConfig:
     # Repeat-aware next-item head: a learned mixture of "return to one of the attended events'
     # items" and "explore the catalogue" (RepeatNet's repeat/explore mixture).
     repeat: bool = False
+    # The readout also reads the newest event's item embedding itself, beside the GRU state and the
+    # attention's context (as SR-GNN's and STAMP's readouts do).
+    last_item: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +75,7 @@ class SessionNet(nn.Module):
         self.att_last = nn.Linear(d, d)
         self.att_key = nn.Linear(d, d, bias=False)
         self.att_out = nn.Linear(d, 1, bias=False)
-        self.readout = nn.Linear(2 * d, d, bias=False)
+        self.readout = nn.Linear((3 if config.last_item else 2) * d, d, bias=False)
         if config.repeat:
             # Its own additive attention over the attended events (which one is returned to), and a
             # gate on the readout (whether the next item is a return at all).
@@ -118,7 +121,8 @@ class SessionNet(nn.Module):
         seen = mask & (reverse < self.config.attend)
         counts = self._session_counts(kinds, gaps)
         position = reverse.clamp(min=0, max=self.config.attend - 1)
-        return self._readout(last, x, position, seen, counts)
+        newest = items.gather(1, (lengths - 1)[:, None]).squeeze(1)
+        return self._readout(last, x, position, seen, counts, F.embedding(newest, table))
 
     def step(
         self,
@@ -141,6 +145,7 @@ class SessionNet(nn.Module):
         x = self.drop(F.embedding(items, table) + self.kind(kinds) + self.gap(gaps))
         newest = (lengths - 1)[:, None]
         x_new = x.gather(1, newest[:, :, None].expand(-1, 1, d)).squeeze(1)
+        item_new = F.embedding(items.gather(1, newest).squeeze(1), table)
         last = self._gru_cell(x_new, state[:, :d])
         kind_new = kinds.gather(1, newest).squeeze(1)
         gap_new = gaps.gather(1, newest).squeeze(1)
@@ -152,7 +157,7 @@ class SessionNet(nn.Module):
         reverse = lengths[:, None] - 1 - steps
         seen = mask & (reverse < self.config.attend)
         position = reverse.clamp(min=0, max=self.config.attend - 1)
-        return self._readout(last, x, position, seen, counts, keys, (items, kinds, gaps))
+        return self._readout(last, x, position, seen, counts, item_new, keys, (items, kinds, gaps))
 
     def _gru_cell(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step of `self.gru` (same weights, same equations as torch's GRU)."""
@@ -172,6 +177,7 @@ class SessionNet(nn.Module):
         position: torch.Tensor,
         seen: torch.Tensor,
         counts: torch.Tensor,
+        item_new: torch.Tensor,
         keys: Keys | None = None,
         inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> Readout:
@@ -182,7 +188,8 @@ class SessionNet(nn.Module):
         context = (weights[:, :, None] * x).sum(1)
         features = torch.cat([last, context], dim=-1)
         intent_features = torch.cat([features, torch.log1p(counts)], -1)
-        session = self.readout(self.drop(features))
+        read = torch.cat([features, item_new], -1) if self.config.last_item else features
+        session = self.readout(self.drop(read))
         state = torch.cat([last, counts], -1)
         if not self.config.repeat:
             return Readout(session, intent_features, state, None, None)

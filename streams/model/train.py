@@ -56,6 +56,7 @@ class TrainConfig:
     window: int = 50
     intent_weight: float = 1.0
     repeat: bool = False  # the repeat/explore mixture head (`NetConfig.repeat`)
+    last_item: bool = False  # the readout also reads the newest item's embedding (`NetConfig.last_item`)
     seed: int = 0
     threads: int = 2
     max_minutes: float = 0.0  # 0 = no budget; else no epoch is started that would end past it
@@ -512,6 +513,7 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
         dropout=config.dropout,
         scale=config.scale,
         repeat=config.repeat,
+        last_item=config.last_item,
     )
     model = SessionNet(net_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

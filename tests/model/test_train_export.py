@@ -228,11 +228,24 @@ def test_repeat_scores_are_the_log_of_the_mixture() -> None:
     assert bool((scores[0, [5, 7, 9]] > explore[0, [5, 7, 9]]).all())
 
 
-def test_repeat_net_trains_exports_and_serves_returns(returning_sessions: Path, tmp_path: Path) -> None:
-    config = TrainConfig(dim=16, epochs=3, batch_size=64, patience=3, threads=1, seed=1, lr=5e-3, repeat=True)
+@pytest.mark.parametrize("last_item", [False, True])
+def test_repeat_net_trains_exports_and_serves_returns(
+    returning_sessions: Path, tmp_path: Path, last_item: bool
+) -> None:
+    config = TrainConfig(
+        dim=16,
+        epochs=3,
+        batch_size=64,
+        patience=3,
+        threads=1,
+        seed=1,
+        lr=5e-3,
+        repeat=True,
+        last_item=last_item,
+    )
     data = load_session_file(returning_sessions, config)
     metadata = run_training(data, config, tmp_path / "model", command="streams train", progress=False)
-    assert metadata["model"]["net"]["repeat"] is True
+    assert metadata["model"]["net"]["repeat"] is True and metadata["model"]["net"]["last_item"] is last_item
     assert metadata["parity"]["step"]["logits"] <= PARITY_TOLERANCE  # export checked step == window
     # Returns to the item two clicks back are ranked first by the served model.
     recommender = OnnxRecommender(tmp_path / "model")
