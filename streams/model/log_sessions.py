@@ -4,7 +4,7 @@ like Diginetica: `streams evaluate` reads the folder this writes.
 The rules follow SR-GNN's preprocessing where it applies to our logs:
 
 - a session is one shopper's clicks with one `session_id`, or, for clicks sent without one, a run
-  of clicks split on more than 30 minutes of inactivity (the rule training and the core use);
+  of clicks split on more than 30 minutes of inactivity (as `streams train --events` splits them);
 - its items are those of its views and add-to-carts in event-time order; impressions are what was
   shown, not what the shopper did, and are never part of it;
 - sessions with fewer than two items predict nothing and are dropped;
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.attribution import is_impression_value
+from streams.core.state import SESSION_GAP_MS
 from streams.errors import SchemaViolation
 from streams.logs import LogRecord, read_log
 from streams.model.evaluate import TEST_FILE, TRAIN_FILE
@@ -34,7 +35,6 @@ from streams.model.sessions import Case, augment, split_validation
 from streams.schemas import validate
 
 TEST_SESSIONS_FILE = "test_sessions.txt.gz"
-SESSION_GAP_MS = 30 * 60 * 1000  # the inactivity split of streams.core.state and training
 ITEM_KINDS = frozenset({"view", "add_to_cart"})
 
 
@@ -42,8 +42,7 @@ ITEM_KINDS = frozenset({"view", "add_to_cart"})
 class _Click:
     ts: int
     seq: int
-    kind: str
-    item: str | None
+    item: str | None  # None for a click that is no item's view or add-to-cart (a search, a removal)
     session: str | None
 
 
@@ -97,9 +96,7 @@ def sessions_from_log(records: Iterable[LogRecord], skipped: Counter[str]) -> li
             # The session files separate items by white space: such an id cannot be written.
             skipped["item_id with white space"] += 1
             continue
-        per_user[value["user_id"]].append(
-            _Click(value["ts"], seq, value["type"], item, value.get("session_id"))
-        )
+        per_user[value["user_id"]].append(_Click(value["ts"], seq, item, value.get("session_id")))
 
     sessions: list[LogSession] = []
     for user, clicks in per_user.items():
