@@ -107,6 +107,20 @@ def test_clicks_without_session_id_split_on_30_minutes_of_inactivity() -> None:
     ]
 
 
+def test_a_click_without_session_id_continues_the_sent_session_until_30_minutes_pass() -> None:
+    records = [
+        click("u5", T0, "view", "p", "s1"),
+        click("u5", T0 + MINUTE, "view", "q"),  # as `streams train --events` reads it: still s1
+        click("u5", T0 + 40 * MINUTE, "view", "r"),
+        click("u5", T0 + 41 * MINUTE, "view", "p"),
+    ]
+    sessions = sessions_from_log(records, Counter())
+    assert sorted((s.key, s.items) for s in sessions) == [
+        (f"@{T0 + 40 * MINUTE}", ("r", "p")),
+        ("s1", ("p", "q")),
+    ]
+
+
 def test_split_by_first_click_drops_unseen_test_items_and_keeps_repeats() -> None:
     split = split_sessions(sessions_from_log(tiny_log(), Counter()), test_fraction=0.4)
     # Five sessions of two items or more; the newest 40% (two: E and F) are the test sessions.
