@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: audit bench soak default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: audit bench soak default-model eval-diginetica eval-repeat help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -115,3 +115,28 @@ eval-diginetica: venv-train
 	gzip -dc $(DIGINETICA)/test_prefix_target.tsv.gz | cut -f2 | paste - build/diginetica/predictions.txt | \
 	  awk -F'\t' '{ n++; k = split($$2, p, " "); for (i = 1; i <= k && i <= 20; i++) if (p[i] == $$1) { h++; m += 1 / i; break } } \
 	  END { printf "streams predict, scored by awk: HR@20 %.2f MRR@20 %.2f (%d cases)\n", 100 * h / n, 100 * m / n, n }'
+
+# S-POP beside the model where shoppers re-visit items: generated traffic (the default model's) and
+# the YOOCHOOSE sample's sessions, each split in time and trained with the defaults, and Diginetica
+# (its model only if `make eval-diginetica` built one). Research-only, into build/; one table.
+YOOCHOOSE ?= ../shared/data/yoochoose-sample
+define eval_log_sessions
+	$(BIN)/streams sessions build/$(1)/events.jsonl.gz --out build/$(1) --json build/$(1)/sessions.json
+	$(BIN)/streams train --sessions build/$(1)/train_sessions.txt.gz --out build/$(1)/model --quiet
+	$(BIN)/streams evaluate --model build/$(1)/model --data build/$(1) --json build/$(1)/evaluation.json
+endef
+eval-repeat: venv-train
+	$(BIN)/streams generate --users 2000 --items 2000 --events 200000 --seed 7 --out build/generated/events.jsonl.gz
+	$(call eval_log_sessions,generated)
+	$(BIN)/streams import yoochoose $(YOOCHOOSE) --out build/yoochoose/events.jsonl.gz
+	$(call eval_log_sessions,yoochoose)
+	mkdir -p build/eval-repeat
+	if [ -f build/diginetica/metadata.json ]; then \
+	  $(BIN)/streams evaluate --model build/diginetica --data $(DIGINETICA) --json build/eval-repeat/diginetica.json; \
+	else \
+	  $(BIN)/python -m streams.model.evaluate $(DIGINETICA) --json build/eval-repeat/diginetica.json; \
+	fi
+	$(BIN)/python -m streams.model.comparison --json build/eval-repeat.json \
+	  --dataset generated build/generated build/generated/evaluation.json \
+	  --dataset yoochoose build/yoochoose build/yoochoose/evaluation.json \
+	  --dataset diginetica $(DIGINETICA) build/eval-repeat/diginetica.json

@@ -22,6 +22,7 @@ def _register() -> None:
         logs,
         model,
         ops,
+        sessions,
         token,
         topics,
         worker,
