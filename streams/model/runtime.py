@@ -21,6 +21,7 @@ publishes it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ from streams.model.features import (
     ItemVocab,
     views,
 )
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 STEP_FILE = "step.onnx"
@@ -109,7 +112,15 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported artifact format {metadata.get('format')!r}")
     if len(metadata["vocabulary"]["items"]) >= (ann.min_items() if ann_min_items is None else ann_min_items):
-        return _load_large(directory, metadata, threads)
+        if not metadata["model"].get("net", {}).get("repeat", False):
+            return _load_large(directory, metadata, threads)
+        # The repeat-aware head mixes the returns into the catalogue's scores inside the graph, after
+        # the product the index would replace: such an artifact is scored over the whole catalogue.
+        log.warning(
+            "%s: a repeat-aware model (%d items) is served by scoring every item, not from the index",
+            directory,
+            len(metadata["vocabulary"]["items"]),
+        )
     session = _session(directory / metadata["model"]["file"], threads)
     serving = metadata.get("serving", {"mode": "window"})
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES

@@ -461,6 +461,37 @@ class _CatalogueCrossEntropy(torch.autograd.Function):
         return (g @ w).float(), (g.T @ q).float(), None, None
 
 
+class _CatalogueLogProbability(torch.autograd.Function):
+    """Per row, the log-softmax of `query @ table.T` at the row's target, fused the same way as
+    `_CatalogueCrossEntropy` (which is its negated mean): for losses that mix it with other terms
+    per row, such as the repeat-aware head's mixture."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, query: torch.Tensor, table: torch.Tensor, target: torch.Tensor, bf16: bool
+    ) -> torch.Tensor:
+        q, w = (query.bfloat16(), table.bfloat16()) if bf16 else (query, table)
+        log_probs = torch.log_softmax((q @ w.T).float(), dim=1)
+        ctx.save_for_backward(q, w, log_probs, target)
+        return log_probs.gather(1, target[:, None]).squeeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
+        q, w, log_probs, target = ctx.saved_tensors
+        g = log_probs.exp_()  # d out / d logits = onehot(target) - softmax
+        g.scatter_add_(1, target[:, None], -torch.ones_like(grad)[:, None])
+        g.mul_(-grad[:, None])
+        g = g.to(q.dtype)
+        return (g @ w).float(), (g.T @ q).float(), None, None
+
+
+def catalogue_log_probability(
+    query: torch.Tensor, table: torch.Tensor, target: torch.Tensor, bf16: bool = False
+) -> torch.Tensor:
+    """log softmax(query @ table.T)[row, target[row]] per row, without autograd's full-size chain."""
+    return _CatalogueLogProbability.apply(query, table, target, bf16)
+
+
 def catalogue_cross_entropy(
     query: torch.Tensor, table: torch.Tensor, target: torch.Tensor, bf16: bool = False
 ) -> torch.Tensor:
@@ -487,8 +518,7 @@ def next_item_loss(
     query = model.query(readout.session)
     if readout.gate is None:
         return catalogue_cross_entropy(query, table, target, bf16)
-    q, w = (query.bfloat16(), table.bfloat16()) if bf16 else (query, table)
-    explore = -F.cross_entropy((q @ w.T).float(), target, ignore_index=0, reduction="none")
+    explore = catalogue_log_probability(query, table, target, bf16)
     repeat = repeat_probability(readout, items, target)
     returned = torch.where(
         repeat > 0, F.logsigmoid(readout.gate) + torch.log(repeat.clamp_min(1e-30)), -torch.inf

@@ -132,6 +132,28 @@ def test_fused_catalogue_cross_entropy_matches_autograd() -> None:
             assert torch.allclose(ref, got, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_catalogue_log_probability_matches_autograd(bf16: bool) -> None:
+    from streams.model.train import catalogue_log_probability
+
+    torch.manual_seed(1)
+    query = torch.randn(6, 8, requires_grad=True)
+    table = torch.randn(30, 8, requires_grad=True)
+    target = torch.tensor([3, 0, 7, 7, 29, 1])
+    weights = torch.randn(6)
+    fused = catalogue_log_probability(query, table, target, bf16)
+    (fused * weights).sum().backward()
+    got = fused.detach(), query.grad.clone(), table.grad.clone()
+    query.grad = table.grad = None
+    q, w = (query.bfloat16(), table.bfloat16()) if bf16 else (query, table)
+    reference = torch.log_softmax((q @ w.T).float(), 1).gather(1, target[:, None]).squeeze(1)
+    (reference * weights).sum().backward()
+    tolerance = 5e-2 if bf16 else 1e-5
+    assert torch.allclose(got[0], reference.detach(), atol=tolerance)
+    assert torch.allclose(got[1], query.grad, atol=tolerance)
+    assert torch.allclose(got[2], table.grad, atol=tolerance)
+
+
 def test_cli_train_defaults_are_the_train_config_defaults() -> None:
     import inspect
 
@@ -251,4 +273,8 @@ def test_repeat_net_trains_exports_and_serves_returns(
     recommender = OnnxRecommender(tmp_path / "model")
     [served] = recommender.recommend_streamed([views(["11", "42", "11"])], k=3)
     assert served.items[0][0] == "42"
+    # Past the index's catalogue size a repeat-aware model is still scored over every item.
+    large = OnnxRecommender(tmp_path / "model", ann_min_items=1)
+    assert large.catalogue is None
+    assert large.recommend_streamed([views(["11", "42", "11"])], k=3) == [served]
     assert metadata["metrics"]["validation"]["MRR@20"] > 60.0
