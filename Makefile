@@ -100,13 +100,13 @@ clean:
 default-model: venv-train
 	$(BIN)/streams generate --users 2000 --items 2000 --events 200000 --seed 7 --out build/default/traffic.jsonl.gz
 	$(BIN)/streams train --events build/default/traffic.jsonl.gz --out models/onnx/default --epochs 6 \
-	  --lr 1e-3 --batch-size 256 --dropout 0.25 --scale 12 --no-bf16 --quiet
+	  --lr 1e-3 --batch-size 256 --dropout 0.25 --scale 12 --no-bf16 --no-repeat --decay-after 2 --no-refit --max-minutes 0 --quiet
 
 # Research-only: trains on the Diginetica files into build/ (never committed) and prints the table.
 DIGINETICA ?= ../shared/data/diginetica-srgnn
 eval-diginetica: venv-train
 	$(BIN)/streams train --sessions $(DIGINETICA)/train_sessions.txt.gz --out build/diginetica \
-	  --epochs 8 --decay-after 4 --dropout 0.25 --refit --max-minutes 38 --quiet
+	  --epochs 8 --decay-after 4 --dropout 0.25 --refit --max-minutes 38 --no-repeat --quiet
 	$(BIN)/streams evaluate --model build/diginetica --data $(DIGINETICA) \
 	  --threads 2 --json build/diginetica/evaluation.json
 	@# The serving path, scored by nothing of ours: `streams predict`'s top 20 against the targets.

@@ -29,18 +29,18 @@ def train(
     events: Annotated[
         Path | None, typer.Option("--events", exists=True, help="event log (clicks + orders)")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 10,
+    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 8,
     dim: Annotated[int, typer.Option(min=8, help="embedding and hidden size")] = 100,
     batch_size: Annotated[int, typer.Option(min=1)] = 512,
     lr: Annotated[float, typer.Option(help="Adam learning rate")] = 2e-3,
     decay_after: Annotated[
         int, typer.Option(min=0, help="epochs at the full rate before it halves each epoch")
-    ] = 2,
+    ] = 4,
     window: Annotated[int, typer.Option(min=1, max=50, help="events the model sees")] = 50,
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
-    max_minutes: Annotated[float, typer.Option(help="training budget in minutes; 0 = none")] = 0.0,
+    max_minutes: Annotated[float, typer.Option(help="training budget in minutes; 0 = none")] = 40.0,
     valid_fraction: Annotated[float, typer.Option(min=0.01, max=0.5, help="last sessions held out")] = 0.1,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.1,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.25,
     scale: Annotated[float, typer.Option(help="softmax scale of the cosine scores (NISER)")] = 16.0,
     bf16: Annotated[
         bool | None,
@@ -50,14 +50,14 @@ def train(
     ] = None,
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="the last epoch also trains on the validation sessions")
-    ] = False,
+    ] = True,
     repeat: Annotated[
         bool,
         typer.Option(
             "--repeat/--no-repeat",
             help="next-item head mixing returns to recent items with exploring the catalogue",
         ),
-    ] = False,
+    ] = True,
     last_item: Annotated[
         bool,
         typer.Option("--last-item/--no-last-item", help="the readout also reads the newest item's embedding"),

@@ -42,31 +42,31 @@ _SESSION_GAP_MS = 30 * 60 * 1000  # same split rule as streams.core.state for cl
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     dim: int = 100
-    dropout: float = 0.1
+    dropout: float = 0.25
     scale: float = 16.0
     lr: float = 2e-3
     lr_decay: float = 0.5  # per epoch, after `decay_after` epochs
-    decay_after: int = 2  # epochs at the base rate; a time budget may start the decay earlier
+    decay_after: int = 4  # epochs at the base rate; a time budget may start the decay earlier
     batch_size: int = 512
-    epochs: int = 10
+    epochs: int = 8
     patience: int = 2
     valid_fraction: float = 0.1
     max_valid_points: int = 100_000
     min_count: int = 1
     window: int = 50
     intent_weight: float = 1.0
-    repeat: bool = False  # the repeat/explore mixture head (`NetConfig.repeat`)
+    repeat: bool = True  # the repeat/explore mixture head (`NetConfig.repeat`)
     last_item: bool = False  # the readout also reads the newest item's embedding (`NetConfig.last_item`)
     seed: int = 0
     threads: int = 2
-    max_minutes: float = 0.0  # 0 = no budget; else no epoch is started that would end past it
+    max_minutes: float = 40.0  # 0 = no budget; else no epoch is started that would end past it
     # bfloat16 for the catalogue-wide matmuls while training (the softmax over every item dominates an
     # epoch); None = on where the CPU has native bfloat16 (AVX512-BF16/AMX). Validation and export are
     # always float32.
     bf16: bool | None = None
     # The last planned epoch also trains on the validation sessions: they are the most recent ones, the
     # closest to whatever the model will serve next. Validation metrics then come from the epoch before.
-    refit: bool = False
+    refit: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
