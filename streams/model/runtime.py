@@ -336,20 +336,25 @@ def _predictions(
     # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
     peak = scores.max(axis=1, keepdims=True)
     log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
-    order = loaded.vocab.order[RESERVED:]
+    values = scores
+    banned = [loaded.vocab.known_indices(e) for e in exclude] if exclude is not None else []
+    if any(banned):
+        values = scores.copy()
+        lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
+        columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
+        values[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
+    row_of, top = _top_k(values, loaded.vocab.order[RESERVED:], k)
+    probabilities = np.exp(values[row_of, top].astype(np.float64) - log_norm[row_of, 0])
     ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
+    pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
+    ends = np.cumsum(np.bincount(row_of, minlength=len(rows))).tolist()
     out: list[Prediction] = []
+    start = 0
     for position, row in enumerate(rows):
-        values = scores[position]
-        banned = exclude[position] if exclude is not None else None
-        if banned:
-            values = values.copy()
-            values[np.array(loaded.vocab.known_indices(banned), dtype=np.int64) - RESERVED] = -np.inf
-        top = _top_k(values, order, k)
-        probabilities = np.exp(values[top].astype(np.float64) - log_norm[position, 0])
-        items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
         state = None if states is None else (loaded.version, states[row].tobytes())
-        out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
+        end = ends[position]
+        out.append(Prediction(items=pairs[start:end], purchase_intent=float(intent[row]), state=state))
+        start = end
     return out
 
 
@@ -437,20 +442,26 @@ def _run_step(
         array[rows] = part[: len(rows)]
 
 
-def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best finite values, best first; equal values ordered by item id."""
-    n = len(values)
+def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best finite values of each row of `values` (2-D), best first; equal values ordered by
+    item id. Returns (row, column) index arrays, row by row (a row has fewer than k when it has
+    fewer finite values). One pass over the whole batch: numpy per row costs more than the sort."""
+    rows, n = values.shape
     k = min(k, n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
+    if k <= 0 or not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if k < n:
-        threshold = np.partition(values, n - k)[n - k]
-        candidates = np.flatnonzero(values >= threshold)
+        threshold = np.partition(values, n - k, axis=1)[:, n - k : n - k + 1]
+        chosen = (values >= threshold) & np.isfinite(values)
     else:
-        candidates = np.arange(n)
-    candidates = candidates[np.isfinite(values[candidates])]
-    ranked = candidates[np.lexsort((order[candidates], -values[candidates]))]
-    return ranked[:k]
+        chosen = np.isfinite(values)
+    row_of, column = np.nonzero(chosen)
+    ranked = np.lexsort((order[column], -values[row_of, column], row_of))
+    row_of, column = row_of[ranked], column[ranked]
+    # Ties at the threshold can leave more than k in a row: keep each row's first k.
+    starts = np.searchsorted(row_of, np.arange(rows))
+    keep = np.arange(len(row_of)) - starts[row_of] < k
+    return row_of[keep], column[keep]
 
 
 class RecommenderRanker:
