@@ -33,7 +33,7 @@ from streams.core.demand import (
 from streams.core.demand import topic_key as demand_key
 from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
-from streams.core.recommend import Carried, Prediction, Recommender, RecRequest
+from streams.core.recommend import Carried, Prediction, Recommender, RecRequest, recent_history
 from streams.core.rules import exclusions, finalize
 from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
 from streams.core.state import ModelMemory, StateLimits, UserState, apply_event, is_duplicate, sort_key
@@ -328,7 +328,7 @@ class Processor:
         if self.recommender is None:
             return _Applied(index, incoming, state, None, None)
         excluded = exclusions(state, self.config)
-        history = tuple((e.item_id, e.kind, e.ts) for e in state.recent)
+        history = recent_history(state.recent)
         if not any(item is not None and self.recommender.knows(item) for item, _, _ in history):
             # Cold start: nothing the model knows yet. Trending as of this event (not the batch end).
             wanted = self.config.top_n + EXTRA_CANDIDATES

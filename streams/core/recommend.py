@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from operator import attrgetter
+from typing import Any, Protocol
 
 # (item_id or None, kind, ts), oldest first: exactly what UserState.recent holds.
 HistoryEntry = tuple[str | None, str, int]
+
+
+_ENTRY = attrgetter("item_id", "kind", "ts")
+
+
+def recent_history(recent: Sequence[Any]) -> tuple[HistoryEntry, ...]:
+    """`UserState.recent` as the model reads it (one attrgetter per event: it runs per event)."""
+    return tuple(map(_ENTRY, recent))
 
 
 # A model's carried state: (artifact version, bytes). What a prediction returns can be handed back.

@@ -28,18 +28,6 @@ def exclusions(state: UserState, config: RulesConfig) -> frozenset[str]:
     return frozenset(out)
 
 
-def _reason(item: str, state: UserState, catalog: Catalog, config: RulesConfig) -> str | None:
-    if config.exclude_purchased and item in state.purchases and state.purchases[item].status != "cancelled":
-        return "purchased"
-    if config.exclude_in_cart and item in state.cart:
-        return "in_cart"
-    if config.exclude_out_of_stock:
-        known = catalog.get(item)
-        if known is not None and known.in_stock is False:
-            return "out_of_stock"
-    return None
-
-
 def finalize(
     candidates: list[tuple[str, float]],
     state: UserState,
@@ -47,25 +35,39 @@ def finalize(
     config: RulesConfig,
     fallback: str | None,
 ) -> RankedItems:
-    """Filter candidates (model output, or trending when `fallback` names why), boost, cut to top_n."""
+    """Filter candidates (model output, or trending when `fallback` names why), boost, cut to top_n.
+
+    Runs once per event over ~20 candidates: the reasons are tested inline, and without boosts only
+    the kept top_n scores are rounded (a boost re-sorts on the rounded scores, so then all are)."""
     removed: dict[str, list[str]] = {}
     kept: list[tuple[str, float]] = []
     boosted: list[str] = []
+    purchases = state.purchases if config.exclude_purchased else {}
+    cart = state.cart if config.exclude_in_cart else {}
+    stock = config.exclude_out_of_stock
+    boosts = config.boosts
     for item, score in candidates:
-        reason = _reason(item, state, catalog, config)
-        if reason is not None:
-            removed.setdefault(reason, []).append(item)
-            continue
-        if config.boosts:
-            category = getattr(catalog.get(item), "category", None)
-            factor = config.boosts.get(category or "", 1.0)
+        if item in purchases and purchases[item].status != "cancelled":
+            removed.setdefault("purchased", []).append(item)
+        elif item in cart:
+            removed.setdefault("in_cart", []).append(item)
+        elif stock and (known := catalog.get(item)) is not None and known.in_stock is False:
+            removed.setdefault("out_of_stock", []).append(item)
+        elif boosts:
+            factor = boosts.get(getattr(catalog.get(item), "category", None) or "", 1.0)
             if factor != 1.0:
                 score *= factor
                 boosted.append(item)
-        kept.append((item, round(score, SCORE_DECIMALS)))
+            kept.append((item, round(score, SCORE_DECIMALS)))
+        else:
+            kept.append((item, score))
     if boosted:
         kept.sort(key=lambda pair: (-pair[1], pair[0]))
     provenance: dict[str, Any] = {"removed": removed, "fallback": fallback}
     if boosted:
         provenance["boosted"] = boosted
-    return RankedItems(kept[: config.top_n], provenance)
+    if boosts:
+        return RankedItems(kept[: config.top_n], provenance)
+    return RankedItems(
+        [(item, round(score, SCORE_DECIMALS)) for item, score in kept[: config.top_n]], provenance
+    )
