@@ -53,6 +53,7 @@ STEP_FILE = "step.onnx"
 # price of padding short histories further (the graph is causal and masked: same answers).
 WIDTH_BUCKETS = (16, 32)
 METADATA_FILE = "metadata.json"
+PREDICTION_ROWS = 128  # rows ranked per numpy pass
 FORMAT = "streams-onnx/1"
 
 
@@ -331,30 +332,34 @@ def _predictions(
     if loaded.catalogue is not None:
         return _catalogue_predictions(loaded, loaded.catalogue, outputs, rows, k, exclude)
     logits, intent, states = outputs
-    scores = logits[rows, RESERVED:] if len(rows) != len(logits) else logits[:, RESERVED:]
-    # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
-    # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
-    peak = scores.max(axis=1, keepdims=True)
-    log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
-    values = scores
-    banned = [loaded.vocab.known_indices(e) for e in exclude] if exclude is not None else []
-    if any(banned):
-        values = scores.copy()
-        lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
-        columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
-        values[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
-    row_of, top = _top_k(values, loaded.vocab.order[RESERVED:], k)
-    probabilities = np.exp(values[row_of, top].astype(np.float64) - log_norm[row_of, 0])
+    order = loaded.vocab.order[RESERVED:]
     ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
-    pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
-    ends = np.cumsum(np.bincount(row_of, minlength=len(rows))).tolist()
     out: list[Prediction] = []
-    start = 0
-    for position, row in enumerate(rows):
-        state = None if states is None else (loaded.version, states[row].tobytes())
-        end = ends[position]
-        out.append(Prediction(items=pairs[start:end], purchase_intent=float(intent[row]), state=state))
-        start = end
+    # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
+    for lo in range(0, len(rows), PREDICTION_ROWS):
+        chunk = rows[lo : lo + PREDICTION_ROWS]
+        scores = logits[chunk, RESERVED:]
+        # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
+        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
+        peak = scores.max(axis=1, keepdims=True)
+        log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
+        banned = (
+            [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
+        )
+        if any(banned):  # `scores` is a copy (fancy indexing): masked in place
+            lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
+            columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
+            scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
+        row_of, top = _top_k(scores, order, k)
+        probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of, 0])
+        pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
+        ends = np.cumsum(np.bincount(row_of, minlength=len(chunk))).tolist()
+        start = 0
+        for position, row in enumerate(chunk):
+            state = None if states is None else (loaded.version, states[row].tobytes())
+            end = ends[position]
+            out.append(Prediction(items=pairs[start:end], purchase_intent=float(intent[row]), state=state))
+            start = end
     return out
 
 
