@@ -54,6 +54,7 @@ STEP_FILE = "step.onnx"
 WIDTH_BUCKETS = (16, 32)
 METADATA_FILE = "metadata.json"
 PREDICTION_ROWS = 128  # rows ranked per numpy pass
+TOP_K_HEAD = 512  # columns (at least) whose k-th best bounds a row's top k (`_top_k`)
 FORMAT = "streams-onnx/1"
 
 
@@ -342,7 +343,9 @@ def _predictions(
         # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
         # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
         peak = scores.max(axis=1, keepdims=True)
-        log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
+        shifted = scores - peak
+        np.exp(shifted, out=shifted)
+        log_norm = (peak + np.log(shifted.sum(axis=1, keepdims=True))).astype(np.float64)
         banned = (
             [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
         )
@@ -455,12 +458,17 @@ def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, n
     k = min(k, n)
     if k <= 0 or not rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if k < n:
-        threshold = np.partition(values, n - k, axis=1)[:, n - k : n - k + 1]
-        chosen = (values >= threshold) & np.isfinite(values)
+    # The k-th best of a row's first `head` columns bounds its k-th best from below: whatever ranks
+    # in the row's top k is at or above it. The vocabulary lists frequent items first, and they
+    # score high, so the bound is tight: ~k values a row pass it, and a partition of a quarter of
+    # the row is what it costs (of all of it, when head is the whole row).
+    head = min(n, max(TOP_K_HEAD, n // 4))
+    if k < head:
+        floor = np.partition(values[:, :head], head - k, axis=1)[:, head - k : head - k + 1]
+        chosen = (values >= floor) & np.isfinite(values)
     else:
         chosen = np.isfinite(values)
-    row_of, column = np.nonzero(chosen)
+    row_of, column = np.divmod(np.flatnonzero(chosen), n)
     ranked = np.lexsort((order[column], -values[row_of, column], row_of))
     row_of, column = row_of[ranked], column[ranked]
     # Ties at the threshold can leave more than k in a row: keep each row's first k.
