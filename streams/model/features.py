@@ -19,6 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -219,11 +220,11 @@ class Featurizer:
         total = int(lengths.sum())
         if not total:
             return out
-        flat = [event for tail in tails for event in tail]
-        index, kinds = self.vocab.lookup, _KIND_INDEX.get
-        items = np.fromiter((index(i, UNKNOWN) for i, _, _ in flat), dtype=np.int64, count=total)
-        kind = np.fromiter((kinds(k, _OTHER_KIND) for _, k, _ in flat), dtype=np.int64, count=total)
-        ts = np.fromiter((t for _, _, t in flat), dtype=np.int64, count=total)
+        # Columns by zip and lookups by map: no Python frame per event (this runs for every batch).
+        item_ids, kind_names, times = zip(*chain.from_iterable(tails), strict=True)
+        items = np.fromiter(map(self.vocab.lookup, item_ids, repeat(UNKNOWN)), dtype=np.int64, count=total)
+        kind = np.fromiter(map(_KIND_INDEX.get, kind_names, repeat(_OTHER_KIND)), dtype=np.int64, count=total)
+        ts = np.array(times, dtype=np.int64)
         gaps = np.ones(total, dtype=np.int64)
         gaps[1:] = gap_buckets(ts[1:] - ts[:-1], self.config.gap_buckets)
         starts = np.cumsum(lengths) - lengths
