@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import gcd
+from operator import add
 from typing import Any
 
 from streams.core.events import SCHEMA_VERSION
@@ -151,11 +152,8 @@ class DemandWindows:
 def _add(rows: dict[str, list[int]], increments: Mapping[str, Sequence[int]]) -> None:
     for key, measures in increments.items():
         row = rows.get(key)
-        if row is None:
-            rows[key] = list(measures)
-        else:
-            for i, n in enumerate(measures):
-                row[i] += n
+        # A new list rather than in place: rows are never shared, and map is C all the way down.
+        rows[key] = list(measures) if row is None else list(map(add, row, measures))
 
 
 def _value(

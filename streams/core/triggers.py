@@ -9,7 +9,6 @@ overall, and exit on conversion (an order clears the pending cart and checkout t
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -53,17 +52,19 @@ class Candidate:
 # -- timers ---------------------------------------------------------------------------------------
 
 
-def _session_views(state: UserState) -> tuple[Counter[str], Counter[str], bool]:
+def _session_views(state: UserState) -> tuple[dict[str, int], dict[str, int], bool]:
+    """Views per item and per category in the current session, and whether it added to a cart or
+    ordered. Runs after every event: plain dicts (a Counter costs a Python call per new key)."""
     start = state.session.start_ts if state.session is not None else 0
-    items: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
+    items: dict[str, int] = {}
+    categories: dict[str, int] = {}
     carted = False
     # `recent` is sorted by event time: the session is its tail.
     for event in islice(state.recent, bisect_left(state.recent, start, key=_event_ts), None):
         if event.kind == "view" and event.item_id is not None:
-            items[event.item_id] += 1
+            items[event.item_id] = items.get(event.item_id, 0) + 1
             if event.category:
-                categories[event.category] += 1
+                categories[event.category] = categories.get(event.category, 0) + 1
         elif event.kind in ("add_to_cart", "order_placed"):
             carted = True
     return items, categories, carted

@@ -63,6 +63,7 @@ class OfflineEngine:
         self.timers = TimerIndex()
         self._offsets: dict[tuple[str, int], int] = {}
         self._pending: dict[int, dict[str, list[_Pending]]] = {}
+        self._partition_of: dict[str | None, int] = {}
 
     def run(self, records: Iterable[LogRecord]) -> OfflineResult:
         for record in records:
@@ -77,7 +78,9 @@ class OfflineEngine:
             return
         if record.topic not in INPUT_TOPICS:
             return
-        partition = partition_for(record.key, self.partitions)
+        partition = self._partition_of.get(record.key)
+        if partition is None:  # murmur2 in Python: once per key, not once per event
+            partition = self._partition_of[record.key] = partition_for(record.key, self.partitions)
         slot = (record.topic, partition)
         offset = self._offsets[slot] = self._offsets.get(slot, -1) + 1
         self.result.events += 1
