@@ -90,7 +90,7 @@ _FACT_OF: dict[str, Callable[[Facts], Any]] = {
     "days_since_seen": lambda f: profiles.days_between(f.state.last_ts, f.now) or 0.0,
     "lifecycle": lambda f: profiles.lifecycle(f.state.first_ts, f.state.last_ts, f.now, f.config),
     "price_band": lambda f: profiles.price_band(f.state.profile, f.config),
-    "top_category": lambda f: next(iter(f["interest"]), None),
+    "top_category": lambda f: profiles.top_category(f.state.profile),
     "interest": lambda f: profiles.interest_shares(f.state.profile),
     "events": lambda f: sum(f.state.counters.values()),
     "session_events": lambda f: f.state.session.events if f.state.session is not None else 0,

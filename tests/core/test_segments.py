@@ -164,7 +164,7 @@ def test_facts_are_computed_when_read_and_equal_the_full_set() -> None:
     lazy = Facts(state, 0.4, T0 + DAY, config, None)
     assert len(lazy) == 0
     assert lazy["top_category"] is None and lazy["cart_value"] == 120.0
-    assert sorted(lazy) == ["cart_value", "interest", "top_category"]  # top_category reads interest
+    assert sorted(lazy) == ["cart_value", "top_category"]
     full = facts(state, 0.4, T0 + DAY, config)
     assert list(full) == list(FACTS)
     assert {name: Facts(state, 0.4, T0 + DAY, config, None)[name] for name in FACTS} == full
