@@ -136,7 +136,8 @@ def top_category(profile: Profile) -> str | None:
     interest = profile.interest
     if not sum(interest.values()):
         return None
-    return min(interest, key=lambda c: (-interest[c], c))
+    strongest = max(interest.values())
+    return min(c for c, points in interest.items() if points == strongest)
 
 
 def price_band(profile: Profile, config: RulesConfig) -> str | None:
