@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,7 @@ class OnnxRecommender:
         self,
         histories: Sequence[History],
         k: int,
-        exclude: Sequence[set[str]] | None = None,
+        exclude: Sequence[AbstractSet[str]] | None = None,
         carried: Sequence[Carried | None] | None = None,
         after: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
@@ -327,7 +328,7 @@ def _predictions(
     outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     rows: Sequence[int],
     k: int,
-    exclude: Sequence[set[str]] | None,
+    exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """Top-k and intent of `rows` of the graph outputs (`exclude` is indexed like `rows`)."""
     if loaded.catalogue is not None:
@@ -357,11 +358,12 @@ def _predictions(
         probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of, 0])
         pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
         ends = np.cumsum(np.bincount(row_of, minlength=len(chunk))).tolist()
+        intents = intent[chunk].tolist()
         start = 0
         for position, row in enumerate(chunk):
             state = None if states is None else (loaded.version, states[row].tobytes())
             end = ends[position]
-            out.append(Prediction(items=pairs[start:end], purchase_intent=float(intent[row]), state=state))
+            out.append(Prediction(items=pairs[start:end], purchase_intent=intents[position], state=state))
             start = end
     return out
 
@@ -372,7 +374,7 @@ def _catalogue_predictions(
     outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     rows: Sequence[int],
     k: int,
-    exclude: Sequence[set[str]] | None,
+    exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """`_predictions` for a catalogue served from the index: each row's candidates, scored exactly."""
     queries, intent, states = outputs
