@@ -310,17 +310,33 @@ class OnnxRecommender:
             else:
                 whole.append(row)
         logits, intent, states = _run_window(loaded, histories, whole, loaded.outputs(WINDOW_OUTPUT_NAMES))
-        done = set(whole)
-        while True:  # one step call per wave: a shopper's k-th event of the batch is in wave k
-            for row in [row for row, earlier in waiting.items() if earlier in done]:
-                start[row] = states[waiting.pop(row)]
-                ready.append(row)
-            if not ready:
-                return logits, intent, states
+        # The step inputs of every row that steps, encoded at once (a row's inputs are its own
+        # history's alone), and one all-padding row last, which makes a wave's row count even.
+        stepped = sorted([*ready, *waiting])
+        inputs = loaded.featurizer.encode(
+            [*(histories[row] for row in stepped), []], pad_to=step.attend, window=step.attend
+        )
+        position = {row: index for index, row in enumerate(stepped)}
+        followers: dict[int, list[int]] = {}  # row -> the rows that start from its state
+        for row, earlier in waiting.items():
+            followers.setdefault(earlier, []).append(row)
+        ready += [row for earlier in whole for row in followers.get(earlier, ())]
+        while ready:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             ready.sort()
-            _run_step(loaded, step, histories, ready, start, (logits, intent, states))
-            done.update(ready)
-            ready = []
+            for row in ready:
+                if row in waiting:
+                    start[row] = states[waiting[row]]
+            picked = [position[row] for row in ready]
+            _run_step(
+                step,
+                picked + [len(stepped)] * (len(ready) % 2),
+                inputs,
+                ready,
+                start,
+                (logits, intent, states),
+            )
+            ready = [row for earlier in ready for row in followers.get(earlier, ())]
+        return logits, intent, states
 
 
 def _predictions(
@@ -432,22 +448,21 @@ def _run_window(
 
 
 def _run_step(
-    loaded: _Loaded,
     step: _Step,
-    histories: Sequence[History],
+    picked: list[int],
+    inputs: dict[str, np.ndarray],
     rows: list[int],
     start: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """The step graph on `rows` (each from its `start` state), written into `out` at those rows. Every
-    call has the same width and an even number of rows, as `_run_window` explains."""
-    batch = [histories[i] for i in rows]
+    """The step graph on `rows` (each from its `start` state; `picked`: their rows of `inputs`, and
+    the padding row when they are odd), written into `out` at those rows. Every call has the same
+    width and an even number of rows, as `_run_window` explains."""
     state = start[rows]
-    if len(batch) % 2:
-        batch.append([])
+    if len(picked) > len(rows):
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
-    inputs = loaded.featurizer.encode(batch, pad_to=step.attend, window=step.attend)
-    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **inputs})
+    feeds = {name: values[picked] for name, values in inputs.items()}
+    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **feeds})
     for array, part in zip(out, parts, strict=True):
         array[rows] = part[: len(rows)]
 
