@@ -33,7 +33,7 @@ from streams.core.demand import (
 from streams.core.demand import topic_key as demand_key
 from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
-from streams.core.recommend import Carried, Prediction, Recommender, RecRequest, recent_history
+from streams.core.recommend import BatchHistories, Carried, Prediction, Recommender, RecRequest
 from streams.core.rules import RankedItems, exclusions, finalize_all
 from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
 from streams.core.state import ModelMemory, StateLimits, UserState, apply_event, is_duplicate, sort_key
@@ -173,6 +173,7 @@ class Processor:
         watermarks: list[int] = []
         touched: set[int] = set()
         chains: dict[str, tuple[int, tuple[int, int, int]]] = {}  # user -> (request, its last event)
+        histories = BatchHistories()
 
         def latest(user: str) -> UserState | None:
             if user not in ledger:
@@ -210,7 +211,7 @@ class Processor:
             ledger[event.user_id] = new
             snapshots.setdefault(event.user_id, []).append((index, new))
             results[index].applied = True
-            applied.append(self._request(index, incoming, state, new, part, requests, chains))
+            applied.append(self._request(index, incoming, state, new, part, requests, chains, histories))
 
         predictions = self.recommender.recommend_batch(requests) if requests and self.recommender else []
         ranked = iter(self._rank(applied, predictions))
@@ -325,11 +326,12 @@ class Processor:
         part: PartitionState,
         requests: list[RecRequest],
         chains: dict[str, tuple[int, tuple[int, int, int]]],
+        histories: BatchHistories,
     ) -> _Applied:
         if self.recommender is None:
             return _Applied(index, incoming, state, None, None)
         excluded = exclusions(state, self.config)
-        history = recent_history(state.recent)
+        history = histories.of(state.user_id, prior.recent if prior is not None else None, state.recent)
         if not any(item is not None and self.recommender.knows(item) for item, _, _ in history):
             # Cold start: nothing the model knows yet. Trending as of this event (not the batch end).
             wanted = self.config.top_n + EXTRA_CANDIDATES
