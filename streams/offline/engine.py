@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.codec import MAX_VALUE_BYTES, REPLAY_HEADER
+from streams.collector import paused_collections
 from streams.config import INPUT_TOPICS
 from streams.core.events import SOURCE_RANK, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor
@@ -144,7 +145,8 @@ class OfflineEngine:
         self, batch: list[Incoming], outputs: dict[int, list[Output]], new_users: dict[int, list[str]]
     ) -> None:
         states = self.result.states
-        result = self.processor.process_batch(batch, states.get, self.result.partitions, self.timers)
+        with paused_collections():
+            result = self.processor.process_batch(batch, states.get, self.result.partitions, self.timers)
         for incoming, r in zip(batch, result.results, strict=True):
             self.result.applied += r.applied
             outputs[incoming.partition] += r.outputs
