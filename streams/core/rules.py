@@ -59,7 +59,8 @@ def finalize_all(jobs: Sequence[Job], catalog: Catalog, config: RulesConfig) -> 
         boosted: list[str] = []
         purchases = state.purchases if purchased else {}
         cart = state.cart if config.exclude_in_cart else {}
-        for item, score in candidates:
+        for pair in candidates:
+            item, score = pair
             if item in purchases and purchases[item].status != "cancelled":
                 removed.setdefault("purchased", []).append(item)
             elif item in cart:
@@ -73,7 +74,7 @@ def finalize_all(jobs: Sequence[Job], catalog: Catalog, config: RulesConfig) -> 
                     boosted.append(item)
                 kept.append((item, round(score, SCORE_DECIMALS)))
             else:
-                kept.append((item, score))
+                kept.append(pair)  # rounded below, with the batch's
         if boosted:
             kept.sort(key=lambda pair: (-pair[1], pair[0]))
         provenance: dict[str, Any] = {"removed": removed, "fallback": fallback}
