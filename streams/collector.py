@@ -37,3 +37,18 @@ def rare_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+
+
+@contextmanager
+def paused_collections() -> Iterator[None]:
+    """No cyclic collection during a block that allocates much and frees most of it again before it
+    ends (one offline micro-batch: state snapshots, model inputs and outputs, histories). A collection
+    inside it would walk all of that while it is alive; reference counting frees it anyway. Then the
+    collector is as it was: what the block leaves alive is collected as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

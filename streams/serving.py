@@ -51,12 +51,13 @@ class ModelRecommender:
         raw = self.runtime.recommend(
             [r.history for r in requests],
             k,
-            [set(r.exclude) for r in requests],
+            [r.exclude for r in requests],
             carried=[r.carried for r in requests],
             after=[r.after for r in requests],
         )
         return [
-            Prediction(p.items[: r.k], p.purchase_intent, p.state) for p, r in zip(raw, requests, strict=True)
+            Prediction(p.items if len(p.items) <= r.k else p.items[: r.k], p.purchase_intent, p.state)
+            for p, r in zip(raw, requests, strict=True)
         ]
 
     def swap(self, artifact_dir: Path | str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import gcd
+from operator import add, sub
 from typing import Any
 
 from streams.core.events import SCHEMA_VERSION
@@ -70,6 +71,7 @@ class DemandWindows:
     next_end: list[int] = field(default_factory=list)  # per spec: end of the next window to emit
     late: int = 0  # events that came after every window holding them was emitted
     pane_ms: int = field(init=False)
+    sizes: tuple[int, ...] = field(init=False)  # of the specs, in their order
 
     def __post_init__(self) -> None:
         if not self.specs:
@@ -78,6 +80,7 @@ class DemandWindows:
         for spec in self.specs:
             step = gcd(gcd(step, spec.size_ms), spec.hop_ms)
         self.pane_ms = step
+        self.sizes = tuple(spec.size_ms for spec in self.specs)
 
     def count(self, ts: int, increments: Mapping[str, Sequence[int]]) -> bool:
         """Add each key's measures (a list in `MEASURES` order) at event time `ts`; False: too late."""
@@ -119,7 +122,7 @@ class DemandWindows:
 
     def _needed_from(self) -> int:
         """The earliest event time an open window still holds: panes before it are done."""
-        return min(end - spec.size_ms for end, spec in zip(self.next_end, self.specs, strict=True))
+        return min(map(sub, self.next_end, self.sizes))  # per event: C calls only
 
     def _window(self, spec: WindowSpec, end: int, partition: int) -> list[dict[str, Any]]:
         start = end - spec.size_ms
@@ -151,11 +154,8 @@ class DemandWindows:
 def _add(rows: dict[str, list[int]], increments: Mapping[str, Sequence[int]]) -> None:
     for key, measures in increments.items():
         row = rows.get(key)
-        if row is None:
-            rows[key] = list(measures)
-        else:
-            for i, n in enumerate(measures):
-                row[i] += n
+        # A new list rather than in place: rows are never shared, and map is C all the way down.
+        rows[key] = list(measures) if row is None else list(map(add, row, measures))
 
 
 def _value(

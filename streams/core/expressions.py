@@ -135,6 +135,11 @@ class _Compiler:
         ]
         if len(steps) == 1:
             ((compare, other),) = steps
+            left, right = node.left, node.comparators[0]
+            if isinstance(left, ast.Name) and isinstance(right, ast.Constant):
+                # `fact <op> literal`, most of what segment rules say: one call, not three.
+                name, value = left.id, right.value
+                return lambda names: compare(names[name], value)
             return lambda names: compare(first(names), other(names))
 
         def chained(names: Names) -> Any:

@@ -16,7 +16,7 @@ from streams.core.catalog import Catalog
 from streams.core.config import RulesConfig
 from streams.core.ids import stable_id
 from streams.core.listing import Candidate, ListQuery, select
-from streams.core.recommend import Recommender, RecRequest
+from streams.core.recommend import Recommender, RecRequest, recent_history
 from streams.core.rules import exclusions, finalize
 from streams.core.state import UserState
 from streams.core.trending import Trending
@@ -72,7 +72,7 @@ def recommend_now(
     space: ItemSpace | None = None,
 ) -> RequestedList:
     excluded = exclusions(state, config) | query.exclude
-    history = tuple((e.item_id, e.kind, e.ts) for e in state.recent)
+    history = recent_history(state.recent)
     pool = CANDIDATES + len(query.exclude)
     wide = replace(config, top_n=pool)  # the rules cut nothing: the query's n cuts, after its filters
     seen = {e.item_id for e in state.recent if e.item_id is not None}

@@ -33,8 +33,8 @@ from streams.core.demand import (
 from streams.core.demand import topic_key as demand_key
 from streams.core.events import SCHEMA_VERSION, Click, Order, Position, UserEvent
 from streams.core.ids import stable_id
-from streams.core.recommend import Carried, Prediction, Recommender, RecRequest
-from streams.core.rules import exclusions, finalize
+from streams.core.recommend import BatchHistories, Carried, Prediction, Recommender, RecRequest
+from streams.core.rules import RankedItems, exclusions, finalize_all
 from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
 from streams.core.state import ModelMemory, StateLimits, UserState, apply_event, is_duplicate, sort_key
 from streams.core.timers import Timers
@@ -173,6 +173,7 @@ class Processor:
         watermarks: list[int] = []
         touched: set[int] = set()
         chains: dict[str, tuple[int, tuple[int, int, int]]] = {}  # user -> (request, its last event)
+        histories = BatchHistories()
 
         def latest(user: str) -> UserState | None:
             if user not in ledger:
@@ -210,9 +211,10 @@ class Processor:
             ledger[event.user_id] = new
             snapshots.setdefault(event.user_id, []).append((index, new))
             results[index].applied = True
-            applied.append(self._request(index, incoming, state, new, part, requests, chains))
+            applied.append(self._request(index, incoming, state, new, part, requests, chains, histories))
 
         predictions = self.recommender.recommend_batch(requests) if requests and self.recommender else []
+        ranked = iter(self._rank(applied, predictions))
         pending = iter(applied)
         step = next(pending, None)
         for index, incoming in enumerate(batch):
@@ -220,7 +222,7 @@ class Processor:
                 if self._attribute(step, ledger, partitions):
                     touched.add(incoming.partition)
                 if step.recommend:
-                    outputs, intent = self._immediate(step, predictions, ledger)
+                    outputs, intent = self._immediate(step, predictions, next(ranked, None), ledger)
                     results[index].outputs += outputs
                     results[index].outputs += self._segments_after(step, intent, ledger)
                 step = next(pending, None)
@@ -324,11 +326,12 @@ class Processor:
         part: PartitionState,
         requests: list[RecRequest],
         chains: dict[str, tuple[int, tuple[int, int, int]]],
+        histories: BatchHistories,
     ) -> _Applied:
         if self.recommender is None:
             return _Applied(index, incoming, state, None, None)
         excluded = exclusions(state, self.config)
-        history = tuple((e.item_id, e.kind, e.ts) for e in state.recent)
+        history = histories.of(state.user_id, prior.recent if prior is not None else None, state.recent)
         if not any(item is not None and self.recommender.knows(item) for item, _, _ in history):
             # Cold start: nothing the model knows yet. Trending as of this event (not the batch end).
             wanted = self.config.top_n + EXTRA_CANDIDATES
@@ -373,19 +376,34 @@ class Processor:
         )
         return counts.changes != before
 
+    def _rank(self, applied: list[_Applied], predictions: list[Prediction]) -> list[RankedItems]:
+        """What each recommending event shows, the rules applied to the whole batch at once (each
+        judged on the state as of its event)."""
+        if self.recommender is None:
+            return []
+        jobs = [
+            (predictions[step.request].items, step.facts, None)
+            if step.request is not None
+            else (step.fallback or [], step.facts, "trending")
+            for step in applied
+            if step.recommend
+        ]
+        return finalize_all(jobs, self.catalog, self.config)
+
     def _immediate(
-        self, step: _Applied, predictions: list[Prediction], ledger: dict[str, UserState | None]
+        self,
+        step: _Applied,
+        predictions: list[Prediction],
+        ranked: RankedItems | None,
+        ledger: dict[str, UserState | None],
     ) -> tuple[list[Output], float | None]:
         """The recommendation and the high-intent trigger an event causes, and the model's intent."""
-        if self.recommender is None:
+        if self.recommender is None or ranked is None:  # no model: no ranking either (`_rank`)
             return [], None
         event, facts = step.incoming.event, step.facts
         if step.request is not None:
-            prediction = predictions[step.request]
-            ranked = finalize(prediction.items, facts, self.catalog, self.config, None)
-            intent = round(float(prediction.purchase_intent), 6)
+            intent = round(float(predictions[step.request].purchase_intent), 6)
         else:
-            ranked = finalize(step.fallback or [], facts, self.catalog, self.config, "trending")
             intent = 0.0
         version = self.recommender.version
         compact = [

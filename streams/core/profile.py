@@ -98,7 +98,8 @@ def _add_interest(profile: Profile, category: str, weight: int, ts: int, cap: in
     ref = profile.interest_ts
     if ref is None or ts > ref:
         if ref is not None:
-            decayed = {c: _decay(p, ts - ref) for c, p in profile.interest.items()}
+            factor = 0.5 ** ((ts - ref) / INTEREST_HALF_LIFE_MS)  # `_decay`'s, the same for every category
+            decayed = {c: round(p * factor) for c, p in profile.interest.items()}
             profile.interest = {c: p for c, p in decayed.items() if p > 0}
         profile.interest_ts = ts
         added = weight
@@ -128,6 +129,15 @@ def interest_shares(profile: Profile) -> dict[str, float]:
     total = sum(profile.interest.values())
     ranked = sorted(profile.interest.items(), key=lambda kv: (-kv[1], kv[0]))
     return {c: round(p / total, 4) for c, p in ranked} if total else {}
+
+
+def top_category(profile: Profile) -> str | None:
+    """The category of strongest interest (ties by name): the first of `interest_shares`."""
+    interest = profile.interest
+    if not sum(interest.values()):
+        return None
+    strongest = max(interest.values())
+    return min(c for c, points in interest.items() if points == strongest)
 
 
 def price_band(profile: Profile, config: RulesConfig) -> str | None:

@@ -5,10 +5,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from operator import attrgetter
+from typing import Any, Protocol
 
 # (item_id or None, kind, ts), oldest first: exactly what UserState.recent holds.
 HistoryEntry = tuple[str | None, str, int]
+
+
+_ENTRY = attrgetter("item_id", "kind", "ts")
+
+
+def recent_history(recent: Sequence[Any]) -> tuple[HistoryEntry, ...]:
+    """`UserState.recent` as the model reads it (one attrgetter per event: it runs per event)."""
+    return tuple(map(_ENTRY, recent))
+
+
+class BatchHistories:
+    """`recent_history` for the events of one batch. A shopper's next event in the batch usually
+    lands at the end of their recent events: its history is then the one before (the oldest dropped
+    past the window) plus the new event, sharing the earlier entries instead of building them again."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Sequence[Any], tuple[HistoryEntry, ...]]] = {}
+
+    def of(self, user: str, before: Sequence[Any] | None, recent: Sequence[Any]) -> tuple[HistoryEntry, ...]:
+        """The history of `recent`, the user's events right after `before` (the user's state's
+        `recent` before the event; states share their RecentEvent objects, so `is` tells them apart)."""
+        last = self._last.get(user)
+        if (
+            last is not None
+            and before is not None
+            and last[0] is before
+            and recent
+            and (not before or recent[-1] is not before[-1])  # the new event is the newest
+        ):
+            kept = last[1]
+            history = (*kept[len(kept) - (len(recent) - 1) :], _ENTRY(recent[-1]))
+        else:
+            history = recent_history(recent)
+        self._last[user] = (recent, history)
+        return history
 
 
 # A model's carried state: (artifact version, bytes). What a prediction returns can be handed back.

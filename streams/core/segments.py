@@ -17,6 +17,7 @@ shopper is in no segment (opting out exits every segment).
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,23 +59,42 @@ def facts(
     state: UserState, intent: float | None, now: int, config: RulesConfig, catalog: Catalog | None = None
 ) -> dict[str, Any]:
     """The names segment rules see, for `state` at event time `now`."""
-    shares = profiles.interest_shares(state.profile)
-    p = state.profile
-    return {
-        "purchase_intent": intent or 0.0,
-        "cart_value": state.cart_value(catalog),
-        "cart_items": sum(line.quantity for line in state.cart.values()),
-        "orders": max(0, p.orders),
-        "spend": max(0, p.spend_cents) / 100,
-        "days_since_order": profiles.days_between(p.last_order_ts, now),
-        "days_since_seen": profiles.days_between(state.last_ts, now) or 0.0,
-        "lifecycle": profiles.lifecycle(state.first_ts, state.last_ts, now, config),
-        "price_band": profiles.price_band(p, config),
-        "top_category": next(iter(shares), None),
-        "interest": shares,
-        "events": sum(state.counters.values()),
-        "session_events": state.session.events if state.session is not None else 0,
-    }
+    known = Facts(state, intent, now, config, catalog)
+    return {name: known[name] for name in FACTS}
+
+
+class Facts(dict[str, Any]):
+    """`facts` computed on first use: segment rules read a few of the names after every event, and
+    an `and` stops at its first false operand, so most facts of most events are never needed."""
+
+    __slots__ = ("catalog", "config", "intent", "now", "state")
+
+    def __init__(
+        self, state: UserState, intent: float | None, now: int, config: RulesConfig, catalog: Catalog | None
+    ) -> None:
+        super().__init__()
+        self.state, self.intent, self.now, self.config, self.catalog = state, intent, now, config, catalog
+
+    def __missing__(self, name: str) -> Any:
+        value = self[name] = _FACT_OF[name](self)
+        return value
+
+
+_FACT_OF: dict[str, Callable[[Facts], Any]] = {
+    "purchase_intent": lambda f: f.intent or 0.0,
+    "cart_value": lambda f: f.state.cart_value(f.catalog),
+    "cart_items": lambda f: sum(line.quantity for line in f.state.cart.values()),
+    "orders": lambda f: max(0, f.state.profile.orders),
+    "spend": lambda f: max(0, f.state.profile.spend_cents) / 100,
+    "days_since_order": lambda f: profiles.days_between(f.state.profile.last_order_ts, f.now),
+    "days_since_seen": lambda f: profiles.days_between(f.state.last_ts, f.now) or 0.0,
+    "lifecycle": lambda f: profiles.lifecycle(f.state.first_ts, f.state.last_ts, f.now, f.config),
+    "price_band": lambda f: profiles.price_band(f.state.profile, f.config),
+    "top_category": lambda f: profiles.top_category(f.state.profile),
+    "interest": lambda f: profiles.interest_shares(f.state.profile),
+    "events": lambda f: sum(f.state.counters.values()),
+    "session_events": lambda f: f.state.session.events if f.state.session is not None else 0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +130,7 @@ class SegmentRules:
             )
             self.compiled.append(_Compiled(segment, tree, run))
         self.time_dependent = bool(used & TIME_FACTS)
+        self.all_compiled = all(c.run is not None for c in self.compiled)
         self._check(UserState("segment-check"))
 
     def _check(self, sample: UserState) -> None:
@@ -125,7 +146,11 @@ class SegmentRules:
 
     def matching(self, state: UserState, intent: float | None, now: int) -> list[str]:
         """Ids of the segments the shopper belongs to at `now`, sorted (consent not applied)."""
-        names = self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
+        names: dict[str, Any]
+        if self.all_compiled:
+            names = Facts(state, intent, now, self.config, self.catalog)
+        else:
+            names = self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
         out = []
         for c in self.compiled:
             try:

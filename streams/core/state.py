@@ -14,7 +14,8 @@ the quantity chunks of a cart line all have caps (`StateLimits`).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 from streams.core import profile as profiles
@@ -24,6 +25,7 @@ from streams.core.events import SOURCE_RANK, Click, Order, Position, UserEvent
 from streams.core.profile import Profile
 
 SESSION_GAP_MS = 30 * 60 * 1000
+_event_id = attrgetter("event_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,31 +147,32 @@ class UserState:
     attribution: Attribution | None = None  # recommendations shown and clicked (core.attribution)
 
     def copy(self) -> UserState:
+        """A state the transition may change without touching this one. Runs for every event, so
+        only the containers are copied: cart lines, purchases and the session are replaced when they
+        change, never changed in place (`_own_line`, `_apply_order`, `_advance_session`), and so are
+        the entries of `fired`, `watch` and `segments`, the recommendation and the model memory."""
         return UserState(
-            user_id=self.user_id,
-            recent=list(self.recent),
-            cart={k: CartLine([list(c) for c in v.chunks], v.price) for k, v in self.cart.items()},
-            purchases={
-                k: Purchase(p.ts, p.order_id, p.status, p.quantity, p.price)
-                for k, p in self.purchases.items()
-            },
-            counters=dict(self.counters),
-            first_ts=self.first_ts,
-            last_ts=self.last_ts,
-            session=None if self.session is None else Session(**_session_fields(self.session)),
-            seq=dict(self.seq),
-            offsets=dict(self.offsets),
-            consent=self.consent,
-            timers=dict(self.timers),
-            fired=[list(f) for f in self.fired],
-            watch=dict(self.watch),  # entries are replaced, never changed in place (core.triggers)
-            replayed=self.replayed,
-            profile=self.profile.copy(),
-            intent=self.intent,
-            segments=list(self.segments),
-            recommendation=self.recommendation,  # never mutated: replaced whole
-            model=self.model,  # immutable
-            attribution=self.attribution,  # immutable
+            self.user_id,
+            list(self.recent),
+            dict(self.cart),
+            dict(self.purchases),
+            dict(self.counters),
+            self.first_ts,
+            self.last_ts,
+            self.session,
+            dict(self.seq),
+            dict(self.offsets),
+            self.consent,
+            dict(self.timers),
+            list(self.fired),
+            dict(self.watch),
+            self.replayed,
+            self.profile.copy(),
+            self.intent,
+            self.segments,
+            self.recommendation,
+            self.model,
+            self.attribution,
         )
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
@@ -318,7 +321,7 @@ def is_duplicate(state: UserState, event: UserEvent, position: Position | None) 
         applied = state.offsets.get(position.slot)
         if applied is not None and position.offset <= applied:
             return True
-    return any(e.event_id == event.event_id for e in state.recent)
+    return event.event_id in map(_event_id, state.recent)  # per event: compared in C, no frames
 
 
 def apply_event(
@@ -383,7 +386,7 @@ def _apply_click(state: UserState, click: Click, limits: StateLimits) -> None:
         bought = state.purchases.get(click.item_id)
         if bought is not None and bought.ts >= click.ts:
             return  # a purchase at or after this add already took it out of the cart
-        line = state.cart.get(click.item_id)
+        line = _own_line(state, click.item_id)
         if line is None:
             if len(state.cart) >= limits.cart_lines:
                 oldest = min(state.cart, key=lambda k: (state.cart[k].updated_ts, k))
@@ -396,7 +399,7 @@ def _apply_click(state: UserState, click: Click, limits: StateLimits) -> None:
             (t0, q0), (t1, q1) = line.chunks[0], line.chunks[1]
             line.chunks[:2] = [[max(t0, t1), q0 + q1]]
     elif click.type == "remove_from_cart":
-        line = state.cart.get(click.item_id)
+        line = _own_line(state, click.item_id)
         if line is None:
             return
         remaining = click.quantity if click.quantity is not None else line.quantity
@@ -415,20 +418,20 @@ def _advance_session(state: UserState, click: Click) -> None:
     current = state.session
     if click.session_id is not None:
         if current is not None and current.id == click.session_id:
-            _extend(current, click.ts)
+            state.session = _extended(current, click.ts)
         else:
             state.session = Session(click.session_id, click.ts, click.ts, 1, derived=False)
         return
     if current is not None and current.derived and click.ts - current.last_ts <= SESSION_GAP_MS:
-        _extend(current, click.ts)
+        state.session = _extended(current, click.ts)
     else:
         state.session = Session(f"{click.user_id}:{click.ts}", click.ts, click.ts, 1, derived=True)
 
 
-def _extend(session: Session, ts: int) -> None:
-    session.start_ts = min(session.start_ts, ts)
-    session.last_ts = max(session.last_ts, ts)
-    session.events += 1
+def _extended(session: Session, ts: int) -> Session:
+    """A new record: the old one may be shared with the state before (UserState.copy)."""
+    start, last = min(session.start_ts, ts), max(session.last_ts, ts)
+    return Session(session.id, start, last, session.events + 1, session.derived)
 
 
 def _apply_order(state: UserState, order: Order, limits: StateLimits) -> None:
@@ -447,13 +450,25 @@ def _apply_order(state: UserState, order: Order, limits: StateLimits) -> None:
     for line in order.items:
         purchase = state.purchases.get(line.item_id)
         if purchase is not None and purchase.order_id == order.order_id:
-            purchase.status = order.status
+            # A new record: the old one may be shared with the state before (UserState.copy).
+            state.purchases[line.item_id] = replace(purchase, status=order.status)
 
 
 def _take_from_cart(state: UserState, item_id: str, ts: int) -> None:
     line = state.cart.get(item_id)
     if line is None:
         return
-    line.chunks = [chunk for chunk in line.chunks if chunk[0] > ts]
-    if not line.chunks:
+    chunks = [chunk for chunk in line.chunks if chunk[0] > ts]
+    if chunks:
+        state.cart[item_id] = CartLine(chunks, line.price)  # a new line: the old one may be shared
+    else:
         del state.cart[item_id]
+
+
+def _own_line(state: UserState, item_id: str) -> CartLine | None:
+    """The cart line of `item_id`, copied into `state` first: `UserState.copy` shares the lines."""
+    line = state.cart.get(item_id)
+    if line is None:
+        return None
+    line = state.cart[item_id] = CartLine([list(chunk) for chunk in line.chunks], line.price)
+    return line

@@ -8,9 +8,11 @@ overall, and exit on conversion (an order clears the pending cart and checkout t
 
 from __future__ import annotations
 
-from collections import Counter
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter
 from typing import Any
 
 from streams.core import trigger_payload
@@ -30,7 +32,8 @@ CHECKOUT = "checkout_abandonment"
 
 FIRED_HISTORY = 20
 WATCHED_ITEMS = 20
-DUPLICATE = "duplicate"  # a trigger already sent with this id (emitted before a crash)
+DUPLICATE = "duplicate"
+_event_ts = attrgetter("ts")  # a trigger already sent with this id (emitted before a crash)
 
 # Told of every trigger the policy refuses: (kind, reason). An observer only: it changes nothing.
 Refused = Callable[[str, str], None]
@@ -49,26 +52,29 @@ class Candidate:
 # -- timers ---------------------------------------------------------------------------------------
 
 
-def _session_views(state: UserState) -> tuple[Counter[str], Counter[str], bool]:
+def _session_views(state: UserState) -> tuple[dict[str, int], dict[str, int], bool]:
+    """Views per item and per category in the current session, and whether it added to a cart or
+    ordered. Runs after every event: plain dicts (a Counter costs a Python call per new key)."""
     start = state.session.start_ts if state.session is not None else 0
-    items: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
+    items: dict[str, int] = {}
+    categories: dict[str, int] = {}
     carted = False
-    for event in state.recent:
-        if event.ts < start:
-            continue
+    # `recent` is sorted by event time: the session is its tail.
+    for event in islice(state.recent, bisect_left(state.recent, start, key=_event_ts), None):
         if event.kind == "view" and event.item_id is not None:
-            items[event.item_id] += 1
+            items[event.item_id] = items.get(event.item_id, 0) + 1
             if event.category:
-                categories[event.category] += 1
+                categories[event.category] = categories.get(event.category, 0) + 1
         elif event.kind in ("add_to_cart", "order_placed"):
             carted = True
     return items, categories, carted
 
 
 def _browsing(state: UserState, config: RulesConfig) -> bool:
+    if state.cart:
+        return False
     items, categories, carted = _session_views(state)
-    if carted or state.cart:
+    if carted:
         return False
     return (items and max(items.values()) >= config.browse_item_views) or (
         bool(categories) and max(categories.values()) >= config.browse_category_views
@@ -107,7 +113,10 @@ def _checkout_pending(state: UserState, config: RulesConfig) -> bool:
     """A checkout began less than `checkout_timeout_ms` before the shopper's latest event and no
     order followed. Judged on the facts alone, not on the timer (which firing removes), so it does
     not depend on how events were batched."""
-    started = max((e.ts for e in state.recent if e.kind == "checkout_started"), default=None)
+    if not state.counters.get("checkout_started"):
+        return False  # never began one (`recent` holds only counted events)
+    # `recent` is sorted by event time: the last checkout in it is the latest.
+    started = next((e.ts for e in reversed(state.recent) if e.kind == "checkout_started"), None)
     if started is None or started + config.checkout_timeout_ms <= (state.last_ts or 0):
         return False
     return not any(e.kind == "order_placed" and e.ts >= started for e in state.recent)

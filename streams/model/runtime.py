@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ STEP_FILE = "step.onnx"
 # price of padding short histories further (the graph is causal and masked: same answers).
 WIDTH_BUCKETS = (16, 32)
 METADATA_FILE = "metadata.json"
+PREDICTION_ROWS = 128  # rows ranked per numpy pass
+TOP_K_HEAD = 512  # columns (at least) whose k-th best bounds a row's top k (`_top_k`)
 FORMAT = "streams-onnx/1"
 
 
@@ -237,7 +240,7 @@ class OnnxRecommender:
         self,
         histories: Sequence[History],
         k: int,
-        exclude: Sequence[set[str]] | None = None,
+        exclude: Sequence[AbstractSet[str]] | None = None,
         carried: Sequence[Carried | None] | None = None,
         after: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
@@ -318,17 +321,33 @@ class OnnxRecommender:
             else:
                 whole.append(row)
         logits, intent, states = _run_window(loaded, histories, whole, loaded.outputs(WINDOW_OUTPUT_NAMES))
-        done = set(whole)
-        while True:  # one step call per wave: a shopper's k-th event of the batch is in wave k
-            for row in [row for row, earlier in waiting.items() if earlier in done]:
-                start[row] = states[waiting.pop(row)]
-                ready.append(row)
-            if not ready:
-                return logits, intent, states
+        # The step inputs of every row that steps, encoded at once (a row's inputs are its own
+        # history's alone), and one all-padding row last, which makes a wave's row count even.
+        stepped = sorted([*ready, *waiting])
+        inputs = loaded.featurizer.encode(
+            [*(histories[row] for row in stepped), []], pad_to=step.attend, window=step.attend
+        )
+        position = {row: index for index, row in enumerate(stepped)}
+        followers: dict[int, list[int]] = {}  # row -> the rows that start from its state
+        for row, earlier in waiting.items():
+            followers.setdefault(earlier, []).append(row)
+        ready += [row for earlier in whole for row in followers.get(earlier, ())]
+        while ready:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             ready.sort()
-            _run_step(loaded, step, histories, ready, start, (logits, intent, states))
-            done.update(ready)
-            ready = []
+            for row in ready:
+                if row in waiting:
+                    start[row] = states[waiting[row]]
+            picked = [position[row] for row in ready]
+            _run_step(
+                step,
+                picked + [len(stepped)] * (len(ready) % 2),
+                inputs,
+                ready,
+                start,
+                (logits, intent, states),
+            )
+            ready = [row for earlier in ready for row in followers.get(earlier, ())]
+        return logits, intent, states
 
 
 def _predictions(
@@ -336,31 +355,43 @@ def _predictions(
     outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     rows: Sequence[int],
     k: int,
-    exclude: Sequence[set[str]] | None,
+    exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """Top-k and intent of `rows` of the graph outputs (`exclude` is indexed like `rows`)."""
     if loaded.catalogue is not None:
         return _catalogue_predictions(loaded, loaded.catalogue, outputs, rows, k, exclude)
     logits, intent, states = outputs
-    scores = logits[rows, RESERVED:] if len(rows) != len(logits) else logits[:, RESERVED:]
-    # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
-    # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
-    peak = scores.max(axis=1, keepdims=True)
-    log_norm = (peak + np.log(np.exp(scores - peak).sum(axis=1, keepdims=True))).astype(np.float64)
     order = loaded.vocab.order[RESERVED:]
     ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
     out: list[Prediction] = []
-    for position, row in enumerate(rows):
-        values = scores[position]
-        banned = exclude[position] if exclude is not None else None
-        if banned:
-            values = values.copy()
-            values[np.array(loaded.vocab.known_indices(banned), dtype=np.int64) - RESERVED] = -np.inf
-        top = _top_k(values, order, k)
-        probabilities = np.exp(values[top].astype(np.float64) - log_norm[position, 0])
-        items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
-        state = None if states is None else (loaded.version, states[row].tobytes())
-        out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
+    # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
+    for lo in range(0, len(rows), PREDICTION_ROWS):
+        chunk = rows[lo : lo + PREDICTION_ROWS]
+        scores = logits[chunk, RESERVED:]
+        # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
+        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
+        peak = scores.max(axis=1, keepdims=True)
+        shifted = scores - peak
+        np.exp(shifted, out=shifted)
+        log_norm = (peak + np.log(shifted.sum(axis=1, keepdims=True))).astype(np.float64)
+        banned = (
+            [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
+        )
+        if any(banned):  # `scores` is a copy (fancy indexing): masked in place
+            lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
+            columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
+            scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
+        row_of, top = _top_k(scores, order, k)
+        probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of, 0])
+        pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
+        ends = np.cumsum(np.bincount(row_of, minlength=len(chunk))).tolist()
+        intents = intent[chunk].tolist()
+        start = 0
+        for position, row in enumerate(chunk):
+            state = None if states is None else (loaded.version, states[row].tobytes())
+            end = ends[position]
+            out.append(Prediction(items=pairs[start:end], purchase_intent=intents[position], state=state))
+            start = end
     return out
 
 
@@ -370,7 +401,7 @@ def _catalogue_predictions(
     outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     rows: Sequence[int],
     k: int,
-    exclude: Sequence[set[str]] | None,
+    exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """`_predictions` for a catalogue served from the index: each row's candidates, scored exactly."""
     queries, intent, states = outputs
@@ -428,40 +459,50 @@ def _run_window(
 
 
 def _run_step(
-    loaded: _Loaded,
     step: _Step,
-    histories: Sequence[History],
+    picked: list[int],
+    inputs: dict[str, np.ndarray],
     rows: list[int],
     start: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """The step graph on `rows` (each from its `start` state), written into `out` at those rows. Every
-    call has the same width and an even number of rows, as `_run_window` explains."""
-    batch = [histories[i] for i in rows]
+    """The step graph on `rows` (each from its `start` state; `picked`: their rows of `inputs`, and
+    the padding row when they are odd), written into `out` at those rows. Every call has the same
+    width and an even number of rows, as `_run_window` explains."""
     state = start[rows]
-    if len(batch) % 2:
-        batch.append([])
+    if len(picked) > len(rows):
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
-    inputs = loaded.featurizer.encode(batch, pad_to=step.attend, window=step.attend)
-    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **inputs})
+    feeds = {name: values[picked] for name, values in inputs.items()}
+    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **feeds})
     for array, part in zip(out, parts, strict=True):
         array[rows] = part[: len(rows)]
 
 
-def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best finite values, best first; equal values ordered by item id."""
-    n = len(values)
+def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best finite values of each row of `values` (2-D), best first; equal values ordered by
+    item id. Returns (row, column) index arrays, row by row (a row has fewer than k when it has
+    fewer finite values). One pass over the whole batch: numpy per row costs more than the sort."""
+    rows, n = values.shape
     k = min(k, n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < n:
-        threshold = np.partition(values, n - k)[n - k]
-        candidates = np.flatnonzero(values >= threshold)
+    if k <= 0 or not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # The k-th best of a row's first `head` columns bounds its k-th best from below: whatever ranks
+    # in the row's top k is at or above it. The vocabulary lists frequent items first, and they
+    # score high, so the bound is tight: ~k values a row pass it, and a partition of a quarter of
+    # the row is what it costs (of all of it, when head is the whole row).
+    head = min(n, max(TOP_K_HEAD, n // 4))
+    if k < head:
+        floor = np.partition(values[:, :head], head - k, axis=1)[:, head - k : head - k + 1]
+        chosen = (values >= floor) & np.isfinite(values)
     else:
-        candidates = np.arange(n)
-    candidates = candidates[np.isfinite(values[candidates])]
-    ranked = candidates[np.lexsort((order[candidates], -values[candidates]))]
-    return ranked[:k]
+        chosen = np.isfinite(values)
+    row_of, column = np.divmod(np.flatnonzero(chosen), n)
+    ranked = np.lexsort((order[column], -values[row_of, column], row_of))
+    row_of, column = row_of[ranked], column[ranked]
+    # Ties at the threshold can leave more than k in a row: keep each row's first k.
+    starts = np.searchsorted(row_of, np.arange(rows))
+    keep = np.arange(len(row_of)) - starts[row_of] < k
+    return row_of[keep], column[keep]
 
 
 class RecommenderRanker:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.codec import MAX_VALUE_BYTES, REPLAY_HEADER
+from streams.collector import paused_collections
 from streams.config import INPUT_TOPICS
 from streams.core.events import SOURCE_RANK, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor
@@ -63,6 +64,7 @@ class OfflineEngine:
         self.timers = TimerIndex()
         self._offsets: dict[tuple[str, int], int] = {}
         self._pending: dict[int, dict[str, list[_Pending]]] = {}
+        self._partition_of: dict[str | None, int] = {}
 
     def run(self, records: Iterable[LogRecord]) -> OfflineResult:
         for record in records:
@@ -77,7 +79,9 @@ class OfflineEngine:
             return
         if record.topic not in INPUT_TOPICS:
             return
-        partition = partition_for(record.key, self.partitions)
+        partition = self._partition_of.get(record.key)
+        if partition is None:  # murmur2 in Python: once per key, not once per event
+            partition = self._partition_of[record.key] = partition_for(record.key, self.partitions)
         slot = (record.topic, partition)
         offset = self._offsets[slot] = self._offsets.get(slot, -1) + 1
         self.result.events += 1
@@ -101,28 +105,56 @@ class OfflineEngine:
         )
 
     def flush(self) -> None:
-        """Process everything pending, each partition's topics merged by (timestamp, topic rank)."""
-        for partition in sorted(self._pending):
-            queues = self._pending[partition]
-            merged = heapq.merge(
-                *(
-                    [((p.ts, SOURCE_RANK[topic], n), p.incoming) for n, p in enumerate(items)]
-                    for topic, items in sorted(queues.items())
-                )
-            )
-            ordered = [incoming for _, incoming in merged]
-            for start in range(0, len(ordered), self.batch_size):
-                self._process(ordered[start : start + self.batch_size])
-        self._pending.clear()
+        """Process everything pending, each partition's topics merged by (timestamp, topic rank) and
+        cut in batches of `batch_size`.
 
-    def _process(self, batch: list[Incoming]) -> None:
-        result = self.processor.process_batch(
-            batch, self.result.states.get, self.result.partitions, self.timers
+        The n-th batches of all partitions run as one core call: the model then steps every
+        partition's shoppers in one call per wave, not one per partition. The core's results do not
+        depend on how events share a batch, and no partition sees another's users, so only the order
+        of what is collected changes; it is put back: outputs and new users' states partition by
+        partition, as if each partition had run alone."""
+        ordered = {partition: self._merged(self._pending[partition]) for partition in sorted(self._pending)}
+        self._pending.clear()
+        outputs: dict[int, list[Output]] = {partition: [] for partition in ordered}
+        new_users: dict[int, list[str]] = {partition: [] for partition in ordered}
+        longest = max(map(len, ordered.values()), default=0)
+        for start in range(0, longest, self.batch_size):
+            end = start + self.batch_size
+            self._process(
+                [incoming for events in ordered.values() for incoming in events[start:end]],
+                outputs,
+                new_users,
+            )
+        states = self.result.states
+        for partition in ordered:
+            self.result.outputs += outputs[partition]
+            for user in new_users[partition]:
+                states[user] = states.pop(user)  # dict order: first seen, partition by partition
+
+    @staticmethod
+    def _merged(queues: dict[str, list[_Pending]]) -> list[Incoming]:
+        merged = heapq.merge(
+            *(
+                [((p.ts, SOURCE_RANK[topic], n), p.incoming) for n, p in enumerate(items)]
+                for topic, items in sorted(queues.items())
+            )
         )
-        self.result.states.update(result.states)
-        for r in result.results:
+        return [incoming for _, incoming in merged]
+
+    def _process(
+        self, batch: list[Incoming], outputs: dict[int, list[Output]], new_users: dict[int, list[str]]
+    ) -> None:
+        states = self.result.states
+        with paused_collections():
+            result = self.processor.process_batch(batch, states.get, self.result.partitions, self.timers)
+        for incoming, r in zip(batch, result.results, strict=True):
             self.result.applied += r.applied
-            self.result.outputs += r.outputs
+            outputs[incoming.partition] += r.outputs
+        partition_of = {incoming.event.user_id: incoming.partition for incoming in batch}
+        for user, state in result.states.items():
+            if user not in states:
+                new_users[partition_of[user]].append(user)
+            states[user] = state
 
     def _catalog(self, record: LogRecord) -> None:
         try:

@@ -10,7 +10,16 @@ from streams.core.catalog import CatalogItem
 from streams.core.config import DAY, HOUR, RulesConfig
 from streams.core.events import Click, Order, OrderLine
 from streams.core.processor import Processor
-from streams.core.profile import INTEREST_HALF_LIFE_MS, interest_at, lifecycle, price_band, profile_document
+from streams.core.profile import (
+    INTEREST_HALF_LIFE_MS,
+    Profile,
+    interest_at,
+    interest_shares,
+    lifecycle,
+    price_band,
+    profile_document,
+    top_category,
+)
 from streams.core.state import StateLimits, UserState
 from streams.generate import TrafficConfig, generate_traffic
 from streams.live.tables import decode_state, encode_state
@@ -152,3 +161,9 @@ def test_profile_and_segments_add_little_to_the_state() -> None:
     added = [a - b for a, b in zip(sizes, without, strict=True)]
     assert max(sizes) <= 4096, max(sizes)  # the per-user target (docs/performance.md)
     assert sum(added) / len(added) < 200 and max(added) < 400, (sum(added) / len(added), max(added))
+
+
+def test_top_category_is_the_first_of_the_interest_shares() -> None:
+    for interest in ({}, {"books": 5}, {"a": 3, "b": 7, "c": 7}, {"z": 1, "y": 1}, {"x": 0}):
+        profile = Profile(interest=dict(interest))
+        assert top_category(profile) == next(iter(interest_shares(profile)), None), interest

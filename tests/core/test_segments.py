@@ -8,7 +8,7 @@ import pytest
 
 from streams.core.config import DAY, RulesConfig, Segment
 from streams.core.processor import Output, Processor
-from streams.core.segments import AUDIENCE_SEGMENTS, SegmentRules
+from streams.core.segments import AUDIENCE_SEGMENTS, FACTS, Facts, SegmentRules, facts
 from streams.schemas import validate
 from tests.core.fakes import FakeRecommender
 from tests.core.test_processor import T0, Driver, click, order
@@ -155,3 +155,16 @@ def test_a_segment_removed_from_the_config_exits_on_the_next_event() -> None:
     out = segment_events(driver.run([click(20, "u", T0 + 10_000, item="sku-9")]))
     assert {e["reason"] for e in out} == {"segment no longer configured"}
     assert driver.states["u"].segments == ["cart_over_100"]
+
+
+def test_facts_are_computed_when_read_and_equal_the_full_set() -> None:
+    driver = Driver(Processor(FakeRecommender()))
+    driver.run(scripted_cart_shopper()[:4])
+    state, config = driver.states["u"], RulesConfig()
+    lazy = Facts(state, 0.4, T0 + DAY, config, None)
+    assert len(lazy) == 0
+    assert lazy["top_category"] is None and lazy["cart_value"] == 120.0
+    assert sorted(lazy) == ["cart_value", "top_category"]
+    full = facts(state, 0.4, T0 + DAY, config)
+    assert list(full) == list(FACTS)
+    assert {name: Facts(state, 0.4, T0 + DAY, config, None)[name] for name in FACTS} == full

@@ -49,6 +49,33 @@ def test_apply_is_pure() -> None:
     assert msgpack.packb(before.to_wire()) == snapshot
 
 
+def test_every_transition_leaves_the_state_before_unchanged() -> None:
+    # A state shares what the transition replaces rather than changes (cart lines, purchases, the
+    # session): each kind of change must leave every earlier state as it was.
+    events: list[Click | Order] = [
+        click(1, 1000, "add_to_cart", "a", quantity=2, session_id="s1"),
+        click(2, 2000, "add_to_cart", "a", price=3.0, session_id="s1"),
+        click(3, 3000, "add_to_cart", "b", session_id="s1"),
+        click(4, 4000, "remove_from_cart", "a", quantity=3, session_id="s1"),
+        order(5, 5000, "b"),
+        order(6, 6000, "b", status="cancelled"),
+        click(7, 7000, "view", "c"),
+        click(8, 8000, "view", "c"),
+        click(9, 9000 + SESSION_GAP_MS, "add_to_cart", "a"),
+        order(10, 9500 + SESSION_GAP_MS, "a", order_id="o2"),
+    ]
+    states: list[UserState] = []
+    wires: list[bytes] = []
+    for event in events:
+        states.append(
+            apply_event(states[-1] if states else None, event, limits=StateLimits(chunks_per_line=1))
+        )
+        wires.append(msgpack.packb(states[-1].to_wire()))
+        assert [msgpack.packb(s.to_wire()) for s in states] == wires, f"after {event.event_id}"
+    assert states[3].cart_quantities() == {"b": 1} and states[1].cart_quantities() == {"a": 3}
+    assert states[5].purchases["b"].status == "cancelled" and states[4].purchases["b"].status == "placed"
+
+
 def test_recent_window_is_bounded_and_sorted_by_event_time() -> None:
     limits = StateLimits(recent_events=5)
     state = run([click(i, 10_000 - i * 10) for i in range(20)], limits)

@@ -222,3 +222,29 @@ def _held() -> int:
     heap = heap_usage()
     assert heap is not None
     return heap["in_use"] + heap["mapped"]
+
+
+def _top_k_of_one_row(values: np.ndarray, order: np.ndarray, k: int) -> list[int]:
+    """The definition: the k best finite values, best first, equal values by item-id rank."""
+    finite = [i for i in range(len(values)) if np.isfinite(values[i])]
+    return sorted(finite, key=lambda i: (-values[i], order[i]))[:k]
+
+
+@pytest.mark.parametrize("head", [512, 8])  # 8: the first columns' k-th best bounds the ranking
+def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.model import runtime
+    from streams.model.runtime import _top_k
+
+    monkeypatch.setattr(runtime, "TOP_K_HEAD", head)
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 6, size=(9, 40)).astype(np.float32)  # many ties at every threshold
+    values[2, :37] = -np.inf  # fewer finite values than k
+    values[5, :] = -np.inf  # none
+    values[6, :10] = -np.inf  # nothing finite among the first columns
+    values[7, :10] = 0  # the first columns' k-th best is far below the row's
+    order = rng.permutation(40).astype(np.int64)
+    for k in (1, 5, 40, 60):
+        rows, columns = _top_k(values, order, k)
+        got = [columns[rows == r].tolist() for r in range(len(values))]
+        assert got == [_top_k_of_one_row(row, order, k) for row in values], f"k={k}"
+    assert [len(c) for c in _top_k(values, order, 0)] == [0, 0]
