@@ -15,16 +15,19 @@ from streams.cli import app
 from streams.generate import TrafficConfig, generate_traffic
 from streams.importers import import_diginetica, import_otto
 from streams.logs import LogRecord, write_log
+from streams.yoochoose import import_yoochoose
 
 
 class Source(StrEnum):
     diginetica = "diginetica"
     otto = "otto"
+    yoochoose = "yoochoose"
 
 
 _IMPORTERS: dict[Source, Callable[[Path], Iterator[LogRecord]]] = {
     Source.diginetica: import_diginetica,
     Source.otto: import_otto,
+    Source.yoochoose: import_yoochoose,
 }
 
 OutOption = Annotated[Path, typer.Option("--out", help="event log to write; a .gz name compresses it")]
