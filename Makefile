@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: audit bench soak default-model eval-diginetica help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: audit bench soak default-model eval-diginetica eval-intent help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -115,3 +115,15 @@ eval-diginetica: venv-train
 	gzip -dc $(DIGINETICA)/test_prefix_target.tsv.gz | cut -f2 | paste - build/diginetica/predictions.txt | \
 	  awk -F'\t' '{ n++; k = split($$2, p, " "); for (i = 1; i <= k && i <= 20; i++) if (p[i] == $$1) { h++; m += 1 / i; break } } \
 	  END { printf "streams predict, scored by awk: HR@20 %.2f MRR@20 %.2f (%d cases)\n", 100 * h / n, 100 * m / n, n }'
+
+# Research-only: purchase intent on the YOOCHOOSE sample (read by path; everything lands in build/intent,
+# never committed): the newest 20 % of sessions tested, each cut before its first buy; prints the table.
+YOOCHOOSE ?= ../shared/data/yoochoose-sample
+eval-intent: venv-train
+	$(BIN)/streams import yoochoose $(YOOCHOOSE) --out build/intent/yoochoose.jsonl.gz
+	$(BIN)/streams intent-split --events build/intent/yoochoose.jsonl.gz --out build/intent
+	$(BIN)/streams train --events build/intent/train.jsonl.gz --out build/intent --threads 1 --quiet
+	$(BIN)/streams predict --intent --model build/intent --events build/intent/test.jsonl.gz \
+	  --out build/intent/test_intent.tsv
+	$(BIN)/streams evaluate-intent --split build/intent --predictions build/intent/test_intent.tsv \
+	  --json build/intent/evaluation.json
