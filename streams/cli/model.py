@@ -54,6 +54,13 @@ def train(
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="the last epoch also trains on the validation sessions")
     ] = False,
+    intent_permuted_items: Annotated[
+        bool,
+        typer.Option(
+            "--intent-permuted-items/--intent-real-items",
+            help="the intent loss reads item ids relabelled per batch (learns behaviour, not which items)",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -77,6 +84,7 @@ def train(
         scale=scale,
         bf16=bf16,
         refit=refit,
+        intent_permuted_items=intent_permuted_items,
         seed=seed,
         threads=threads,
     )
