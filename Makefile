@@ -8,7 +8,7 @@ TRAIN_STAMP := $(VENV)/.installed-train-$(HASH)
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: audit bench soak default-model eval-diginetica eval-repeat help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
+.PHONY: audit bench soak default-model eval-diginetica eval-intent eval-repeat help venv venv-train kafka-up kafka-down kafka-status topics worker demo lint unit integration test clean
 
 help:
 	@echo "make demo         local broker + worker + generated traffic, one shopper followed live"
@@ -140,3 +140,14 @@ eval-repeat: venv-train
 	  --dataset generated build/generated build/generated/evaluation.json \
 	  --dataset yoochoose build/yoochoose build/yoochoose/evaluation.json \
 	  --dataset diginetica $(DIGINETICA) build/eval-repeat/diginetica.json
+
+# Research-only: purchase intent on the YOOCHOOSE sample (read by path; everything lands in build/intent,
+# never committed): the newest 20 % of sessions tested, each cut before its first buy; prints the table.
+eval-intent: venv-train
+	$(BIN)/streams import yoochoose $(YOOCHOOSE) --out build/intent/yoochoose.jsonl.gz
+	$(BIN)/streams intent-split --events build/intent/yoochoose.jsonl.gz --out build/intent
+	$(BIN)/streams train --events build/intent/train.jsonl.gz --out build/intent --threads 1 --quiet
+	$(BIN)/streams predict --intent --model build/intent --events build/intent/test.jsonl.gz \
+	  --out build/intent/test_intent.tsv
+	$(BIN)/streams evaluate-intent --split build/intent --predictions build/intent/test_intent.tsv \
+	  --json build/intent/evaluation.json

@@ -18,6 +18,7 @@ def _register() -> None:
         deliver,
         demo,
         forecast,
+        intent,
         kafka,
         logs,
         model,

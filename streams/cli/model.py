@@ -11,11 +11,14 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from streams.cli import app
+
+if TYPE_CHECKING:
+    from streams.model.runtime import OnnxRecommender
 
 ModelDir = Annotated[Path, typer.Option("--model", exists=True, file_okay=False, help="artifact directory")]
 
@@ -62,6 +65,13 @@ def train(
         bool,
         typer.Option("--last-item/--no-last-item", help="the readout also reads the newest item's embedding"),
     ] = False,
+    intent_permuted_items: Annotated[
+        bool,
+        typer.Option(
+            "--intent-permuted-items/--intent-real-items",
+            help="the intent loss reads item ids relabelled per batch (learns behaviour, not which items)",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
@@ -87,6 +97,7 @@ def train(
         refit=refit,
         repeat=repeat,
         last_item=last_item,
+        intent_permuted_items=intent_permuted_items,
         seed=seed,
         threads=threads,
     )
@@ -107,15 +118,34 @@ def _read_prefixes(path: Path) -> list[list[str]]:
 @app.command()
 def predict(
     model: ModelDir,
-    prefixes: Annotated[Path, typer.Option("--prefixes", exists=True, help="one prefix per line")],
-    out: Annotated[Path, typer.Option("--out", help="top-k item ids per line")],
+    out: Annotated[
+        Path, typer.Option("--out", help="top-k item ids per line, or user_id<TAB>intent per line")
+    ],
+    prefixes: Annotated[
+        Path | None, typer.Option("--prefixes", exists=True, help="one prefix per line")
+    ] = None,
+    intent: Annotated[
+        bool, typer.Option("--intent", help="purchase intent per shopper of --events instead of rankings")
+    ] = False,
+    events: Annotated[
+        Path | None, typer.Option("--events", exists=True, help="event log, with --intent")
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1)] = 20,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
 ) -> None:
-    """Top-k next items for each prefix (read as views), through the serving runtime: the prefix's
-    events are fed one by one, as a worker would receive them."""
-    from streams.model.features import views
+    """Top-k next items for each prefix (read as views), or with --intent the purchase intent after
+    each shopper's last event of an event log; both through the serving runtime, the events fed one
+    by one as a worker would receive them."""
     from streams.model.runtime import OnnxRecommender
+
+    if intent:
+        if events is None or prefixes is not None:
+            raise typer.BadParameter("--intent reads --events (and no --prefixes)")
+        _predict_intent(OnnxRecommender(model), events, out, batch_size)
+        return
+    if prefixes is None or events is not None:
+        raise typer.BadParameter("give --prefixes (or --intent with --events)")
+    from streams.model.features import views
 
     recommender = OnnxRecommender(model)
     rows = _read_prefixes(prefixes)
@@ -126,6 +156,19 @@ def predict(
             for prediction in recommender.recommend_streamed(chunk, k):
                 f.write(" ".join(item for item, _ in prediction.items) + "\n")
     typer.echo(f"wrote {len(rows):,} rankings to {out} (model {recommender.version})")
+
+
+def _predict_intent(recommender: OnnxRecommender, events: Path, out: Path, batch_size: int) -> None:
+    from streams.model.intent import read_shopper_histories, streamed_intents
+
+    shoppers = read_shopper_histories(events)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for user, value in streamed_intents(recommender, shoppers.histories.items(), batch_size):
+            f.write(f"{user}\t{value!r}\n")
+    skipped = f", {shoppers.skipped:,} invalid records skipped" if shoppers.skipped else ""
+    count = len(shoppers.histories)
+    typer.echo(f"wrote the intent of {count:,} shoppers to {out} (model {recommender.version}{skipped})")
 
 
 @app.command()

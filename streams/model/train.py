@@ -57,6 +57,10 @@ class TrainConfig:
     intent_weight: float = 1.0
     repeat: bool = True  # the repeat/explore mixture head (`NetConfig.repeat`)
     last_item: bool = False  # the readout also reads the newest item's embedding (`NetConfig.last_item`)
+    # The intent loss reads each batch with its item ids relabelled by a fresh random permutation of
+    # the vocabulary, so the intent head learns from what shoppers do (kinds, repeats, time between
+    # events) and cannot memorise which items the training sessions bought.
+    intent_permuted_items: bool = True
     seed: int = 0
     threads: int = 2
     max_minutes: float = 40.0  # 0 = no budget; else no epoch is started that would end past it
@@ -534,6 +538,7 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
     net_config = NetConfig(
         n_items=len(data.vocab),
         n_kinds=len(EVENT_KINDS),
@@ -579,7 +584,11 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
             target = torch.from_numpy(data.target[points])
             loss = next_item_loss(model, readout, items, table, target, bf16)
             if weight > 0:
-                loss = loss + weight * _intent_loss(model.intent_logit(readout.features), data.label[points])
+                features = readout.features
+                if config.intent_permuted_items:
+                    relabelled = permute_items(items, len(data.vocab), generator)
+                    features = model.encode(relabelled, kinds, gaps, table).features
+                loss = loss + weight * _intent_loss(model.intent_logit(features), data.label[points])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -657,6 +666,16 @@ def schedule_decay_after(current: int, configured: int, epoch: int, planned: int
     if epoch <= current:
         return min(configured, latest)
     return min(current, latest)
+
+
+def permute_items(items: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    """`items` with every real item index mapped through one random permutation of the real indices
+    (padding and unknown stay): the same item stays the same item within the batch, but which one
+    it is carries nothing across batches."""
+    mapping = torch.cat(
+        [torch.arange(RESERVED), RESERVED + torch.randperm(n_items - RESERVED, generator=generator)]
+    )
+    return mapping[items]
 
 
 def _intent_loss(intent: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
