@@ -434,41 +434,14 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
-class _CatalogueCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of `query @ table.T` (the logits over every item), fused.
-
-    Same value and gradients as `F.cross_entropy(query @ table.T, target, ignore_index=0)`, with the
-    two matmuls optionally in bfloat16 (float32 accumulation) and one [batch, n_items] softmax that
-    backward turns into the logit gradient in place, instead of autograd's chain of full-size
-    temporaries. Rows with target 0 (no next item) count for nothing.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, query: torch.Tensor, table: torch.Tensor, target: torch.Tensor, bf16: bool
-    ) -> torch.Tensor:
-        q, w = (query.bfloat16(), table.bfloat16()) if bf16 else (query, table)
-        log_probs = torch.log_softmax((q @ w.T).float(), dim=1)
-        rows = (target > 0).to(log_probs.dtype)
-        count = rows.sum().clamp(min=1.0)
-        loss = -(log_probs.gather(1, target[:, None]).squeeze(1) * rows).sum() / count
-        ctx.save_for_backward(q, w, log_probs, target, rows / count)
-        return loss
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]
-        q, w, log_probs, target, weight = ctx.saved_tensors
-        g = log_probs.exp_()  # softmax, in place: the graph is never run backward twice
-        g.scatter_add_(1, target[:, None], -torch.ones_like(weight)[:, None])
-        g.mul_((grad * weight)[:, None])
-        g = g.to(q.dtype)
-        return (g @ w).float(), (g.T @ q).float(), None, None
-
-
 class _CatalogueLogProbability(torch.autograd.Function):
-    """Per row, the log-softmax of `query @ table.T` at the row's target, fused the same way as
-    `_CatalogueCrossEntropy` (which is its negated mean): for losses that mix it with other terms
-    per row, such as the repeat-aware head's mixture."""
+    """Per row, the log-softmax of `query @ table.T` (the logits over every item) at the row's target,
+    fused.
+
+    Same value and gradients as `log_softmax(query @ table.T).gather(1, target)`, with the two
+    matmuls optionally in bfloat16 (float32 accumulation) and one [batch, n_items] softmax that
+    backward turns into the logit gradient in place, instead of autograd's chain of full-size
+    temporaries."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -499,8 +472,11 @@ def catalogue_log_probability(
 def catalogue_cross_entropy(
     query: torch.Tensor, table: torch.Tensor, target: torch.Tensor, bf16: bool = False
 ) -> torch.Tensor:
+    """Mean cross-entropy of the next item over the rows with a target (`target > 0`)."""
     if bf16:
-        return _CatalogueCrossEntropy.apply(query, table, target, True)
+        rows = (target > 0).to(torch.float32)
+        log_p = catalogue_log_probability(query, table, target, True)
+        return -(log_p * rows).sum() / rows.sum().clamp(min=1.0)
     # float32: PyTorch's own kernels are as fast as the fused path there.
     if not bool((target > 0).any()):
         return query.new_zeros(()) + 0.0 * query.sum() + 0.0 * table.sum()
