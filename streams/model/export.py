@@ -35,6 +35,15 @@ from streams.model.runtime import FORMAT, METADATA_FILE, MODEL_FILE, STEP_FILE
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
+# Logits may also differ by this share of their size: a repeat-aware graph adds a log-sum-exp over
+# the whole catalogue to the newest events' items, a float32 sum whose order differs between the two
+# runtimes (1.9e-4 on logits near 20 for 43,097 items).
+PARITY_RELATIVE = 1e-5
+
+
+def _logits_beyond(got: np.ndarray, ref: np.ndarray) -> bool:
+    """Whether any logit differs by more than PARITY_TOLERANCE + PARITY_RELATIVE * |reference|."""
+    return bool((np.abs(got - ref) > PARITY_TOLERANCE + PARITY_RELATIVE * np.abs(ref)).any())
 
 
 def artifact_version(onnx_bytes: bytes, vocab_ids: list[str]) -> str:
@@ -200,7 +209,8 @@ def check_parity(model: SessionNet, onnx_bytes: bytes, inputs: dict[str, np.ndar
         "intent": float(np.abs(intent - ref[1].numpy()).max()),
         "rows": len(intent),
     }
-    if max(diff["logits"], diff["intent"]) > PARITY_TOLERANCE:
+    beyond = _logits_beyond(logits[:, RESERVED:], ref[0].numpy()[:, RESERVED:])
+    if beyond or diff["intent"] > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree beyond {PARITY_TOLERANCE}: {diff}")
     return diff
 
@@ -234,6 +244,7 @@ def check_step_parity(
         "state": float(np.abs(stepped[2] - full["state"]).max()),
         "rows": len(lengths),
     }
-    if max(diff["logits"], diff["intent"], diff["state"]) > PARITY_TOLERANCE:
+    beyond = _logits_beyond(stepped[0][:, RESERVED:], full["logits"][:, RESERVED:])
+    if beyond or max(diff["intent"], diff["state"]) > PARITY_TOLERANCE:
         raise RuntimeError(f"step and window graphs disagree beyond {PARITY_TOLERANCE}: {diff}")
     return diff
