@@ -242,6 +242,23 @@ class Featurizer:
             out[name][rows[shown], columns[shown]] = values[shown]
         return out
 
+    def encode_newest(self, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item, kind and gap indices of each (non-empty) history's newest event, as `encode` gives
+        them for that event: a step reads one new event, and its older ones come with the state."""
+        newest = [h[-1] for h in histories]
+        n = len(newest)
+        items = np.fromiter(
+            map(self.vocab.lookup, map(_ITEM_OF, newest), repeat(UNKNOWN)), dtype=np.int64, count=n
+        )
+        kinds = np.fromiter(
+            map(_KIND_INDEX.get, map(_KIND_OF, newest), repeat(_OTHER_KIND)), dtype=np.int64, count=n
+        )
+        ts = np.fromiter(map(_TS_OF, newest), dtype=np.int64, count=n)
+        before = np.fromiter((h[-2][2] if len(h) > 1 else 0 for h in histories), dtype=np.int64, count=n)
+        first = np.fromiter((len(h) <= 1 for h in histories), dtype=bool, count=n)
+        gaps = np.where(first, 1, gap_buckets(ts - before, self.config.gap_buckets))
+        return items, kinds, gaps
+
     def _encode_rows(
         self, histories: list[History], pad_to: int | None, window: int
     ) -> dict[str, np.ndarray]:

@@ -300,10 +300,15 @@ class OnnxRecommender:
         step = loaded.step
         n = len(histories)
         start = np.zeros((n, step.state_size), dtype=np.float32)  # the state each stepped row starts from
+        # Each row's step inputs: its newest `attend` events encoded, right-padded, newest last. They
+        # travel with the state, so a step encodes one new event, not the `attend` newest again.
+        inputs = np.zeros((n, len(INPUT_NAMES), step.attend), dtype=np.int64)
         whole: list[int] = []  # rows the window graph reads whole
         ready: list[int] = []  # rows the step graph can take now
         waiting: dict[int, int] = {}  # row -> the earlier row whose state it starts from
-        width = 4 * step.state_size
+        given_rows: list[int] = []  # rows that start from a usable carried state
+        given_bytes: list[bytes] = []
+        usable = (loaded.version, carried_width(step))  # a state of this artifact, in this layout
         for row in range(n):
             earlier = after[row] if after is not None else None
             given = carried[row] if carried is not None else None
@@ -311,43 +316,86 @@ class OnnxRecommender:
                 if not 0 <= earlier < row:
                     raise ValueError(f"row {row} cannot start from row {earlier}")
                 waiting[row] = earlier
-            elif (
-                histories[row] and given is not None and given[0] == loaded.version and len(given[1]) == width
-            ):
-                start[row] = np.frombuffer(given[1], dtype=np.float32)
+            elif histories[row] and given is not None and (given[0], len(given[1])) == usable:
+                given_rows.append(row)
+                given_bytes.append(given[1])
                 ready.append(row)
             elif len(histories[row]) == 1:
                 ready.append(row)  # a first event: the state before it is all zeros
             else:
                 whole.append(row)
+        if given_rows:
+            start[given_rows], inputs[given_rows] = _decode_carried(step, b"".join(given_bytes))
         logits, intent, states = _run_window(loaded, histories, whole, loaded.outputs(WINDOW_OUTPUT_NAMES))
-        # The step inputs of every row that steps, encoded at once (a row's inputs are its own
-        # history's alone), and one all-padding row last, which makes a wave's row count even.
+        if whole:
+            encoded = loaded.featurizer.encode(
+                [histories[row] for row in whole], pad_to=step.attend, window=step.attend
+            )
+            inputs[whole] = np.stack([encoded[name] for name in INPUT_NAMES], axis=1)
         stepped = sorted([*ready, *waiting])
-        inputs = loaded.featurizer.encode(
-            [*(histories[row] for row in stepped), []], pad_to=step.attend, window=step.attend
-        )
-        position = {row: index for index, row in enumerate(stepped)}
+        newest = np.zeros((n, len(INPUT_NAMES)), dtype=np.int64)
+        if stepped:
+            encoded = loaded.featurizer.encode_newest([histories[row] for row in stepped])
+            newest[stepped] = np.stack(encoded, axis=1)
         followers: dict[int, list[int]] = {}  # row -> the rows that start from its state
         for row, earlier in waiting.items():
             followers.setdefault(earlier, []).append(row)
         ready += [row for earlier in whole for row in followers.get(earlier, ())]
         while ready:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             ready.sort()
-            for row in ready:
-                if row in waiting:
-                    start[row] = states[waiting[row]]
-            picked = [position[row] for row in ready]
-            _run_step(
-                step,
-                picked + [len(stepped)] * (len(ready) % 2),
-                inputs,
-                ready,
-                start,
-                (logits, intent, states),
-            )
+            earlier_rows = [waiting.get(row, row) for row in ready]
+            starts_from = [row in waiting for row in ready]
+            before = inputs[earlier_rows]
+            if any(starts_from):
+                moved = [row for row, moves in zip(ready, starts_from, strict=True) if moves]
+                start[moved] = states[[waiting[row] for row in moved]]
+            inputs[ready] = _append_event(before, newest[ready])  # a first event's `before` is padding
+            _run_step(step, ready, inputs, start, (logits, intent, states))
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
-        return logits, intent, states
+        return logits, intent, _encode_carried(states, inputs)
+
+
+def carried_width(step: _Step) -> int:
+    """Bytes of a carried state: the model's float32 state, then the step inputs it was computed
+    with (item indices as int32, kind and gap indices as one byte each)."""
+    return 4 * step.state_size + 6 * step.attend
+
+
+def _encode_carried(states: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """Each row's carried bytes [n, carried_width] (a row's `.tobytes()` is what it hands back)."""
+    items, kinds, gaps = inputs[:, 0], inputs[:, 1], inputs[:, 2]
+    return np.concatenate(
+        [
+            np.ascontiguousarray(states, dtype="<f4").view(np.uint8),
+            np.ascontiguousarray(items, dtype="<i4").view(np.uint8),
+            kinds.astype(np.uint8),
+            gaps.astype(np.uint8),
+        ],
+        axis=1,
+    )
+
+
+def _decode_carried(step: _Step, joined: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """States [m, state_size] and step inputs [m, 3, attend] of m carried states joined end to end."""
+    raw = np.frombuffer(joined, dtype=np.uint8).reshape(-1, carried_width(step))
+    floats, attend = 4 * step.state_size, step.attend
+    states = raw[:, :floats].copy().view("<f4").astype(np.float32)
+    items = raw[:, floats : floats + 4 * attend].copy().view("<i4")
+    kinds = raw[:, floats + 4 * attend : floats + 5 * attend]
+    gaps = raw[:, floats + 5 * attend :]
+    return states, np.stack([items, kinds, gaps], axis=1).astype(np.int64)
+
+
+def _append_event(before: np.ndarray, newest: np.ndarray) -> np.ndarray:
+    """Step inputs [m, 3, attend] with one more event: appended after the real events, or the oldest
+    dropped when all `attend` are real (the encoding of the newest `attend` events)."""
+    rows, _, attend = before.shape
+    real = (before[:, 1] > 0).sum(axis=1)  # kind 0 is padding
+    full = real >= attend
+    out = before.copy()
+    out[full, :, :-1] = before[full, :, 1:]
+    out[np.arange(rows), :, np.where(full, attend - 1, real)] = newest
+    return out
 
 
 def _predictions(
@@ -460,20 +508,20 @@ def _run_window(
 
 def _run_step(
     step: _Step,
-    picked: list[int],
-    inputs: dict[str, np.ndarray],
     rows: list[int],
+    inputs: np.ndarray,
     start: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """The step graph on `rows` (each from its `start` state; `picked`: their rows of `inputs`, and
-    the padding row when they are odd), written into `out` at those rows. Every call has the same
-    width and an even number of rows, as `_run_window` explains."""
-    state = start[rows]
-    if len(picked) > len(rows):
+    """The step graph on `rows` (each from its `start` state, with its `inputs`), written into `out`
+    at those rows. Every call has the same width and an even number of rows (an all-padding row
+    added to an odd count), as `_run_window` explains."""
+    state, feeds = start[rows], inputs[rows]
+    if len(rows) % 2:
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
-    feeds = {name: values[picked] for name, values in inputs.items()}
-    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **feeds})
+        feeds = np.concatenate([feeds, np.zeros((1, *feeds.shape[1:]), dtype=np.int64)])
+    named = {name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)}
+    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **named})
     for array, part in zip(out, parts, strict=True):
         array[rows] = part[: len(rows)]
 

@@ -148,6 +148,36 @@ def test_a_batch_chain_is_bit_identical_to_carrying_the_state_across_calls(
             carried = alone.state
 
 
+def test_a_carried_state_holds_the_newest_events_as_reading_them_whole_encodes_them(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    """A step encodes only its new event; the older ones come with the state. Past the readout's
+    `attend` events the oldest must drop out exactly as the featurizer's window drops it."""
+    attend = recommender.metadata["serving"]["attend"]
+    state_bytes = 4 * recommender.metadata["serving"]["state_size"]
+    history = max((history_of(s.recent) for s in states), key=len)
+    assert len(history) > attend + 2
+    carried = None
+    for n in range(1, len(history) + 1):
+        [stepped] = recommender.recommend([history[:n]], k=5, carried=[carried])
+        [whole] = recommender.recommend([history[:n]], k=5)
+        assert stepped.state is not None and whole.state is not None
+        assert stepped.state[1][state_bytes:] == whole.state[1][state_bytes:], f"{n} events"
+        carried = stepped.state
+
+
+def test_a_state_without_the_newest_events_is_read_whole(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    histories, carried = _carried_rows(recommender, states[:10])
+    floats_only = [
+        (version, raw[: 4 * recommender.metadata["serving"]["state_size"]]) for version, raw in carried
+    ]
+    assert recommender.recommend(histories, k=20, carried=floats_only) == recommender.recommend(
+        histories, k=20
+    )
+
+
 def test_stepped_rows_are_bit_identical_whatever_the_batch(
     recommender: OnnxRecommender, states: list[UserState]
 ) -> None:
