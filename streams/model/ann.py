@@ -5,9 +5,9 @@ not for millions. Past `STREAMS_ANN_MIN_ITEMS` items (default 100,000) the runti
 artifact this way instead:
 
 - the graphs are cut just before the catalogue product (`logits = query @ items.T`, the last node of
-  every SessionNet export): the cut graphs return the query vector, the intent and the state, so no
-  `[batch, catalogue]` array is ever made. The cut is made with onnx's public `Extractor` on the
-  artifact's own graphs, so any existing artifact can be served this way without a new export;
+  a plain SessionNet export): the cut graphs return the query vector, the intent and the state, so
+  no `[batch, catalogue]` array is ever made. The cut is made with onnx's public `Extractor` on the
+  artifact's own graphs, so any plain artifact can be served this way without a new export;
 - an inverted-file index (faiss `IndexIVFFlat`, inner product) over the graph's own item matrix
   gives each row's candidates: the items of the lists whose centroids are nearest the query, read
   exactly; over-fetched so that the excluded items can be dropped and k still remain;
@@ -123,7 +123,7 @@ class UnnamedRepeatTensors(ValueError):
 class CutGraph:
     """A graph cut before its catalogue product: serialized ONNX returning `QUERY_NAME` first.
 
-    For a repeat-aware graph `QUERY_NAME` is one row per history of `dim + 1 + 2 * returns` floats:
+    For a repeat-aware graph `QUERY_NAME` is one row per history of `RepeatLayout.width` floats:
     the query, the gate's logit, the return attention of each input event (zero past the events) and
     each event's item index (`RepeatLayout`)."""
 
