@@ -5,16 +5,21 @@ not for millions. Past `STREAMS_ANN_MIN_ITEMS` items (default 100,000) the runti
 artifact this way instead:
 
 - the graphs are cut just before the catalogue product (`logits = query @ items.T`, the last node of
-  every SessionNet export): the cut graphs return the query vector, the intent and the state, so no
-  `[batch, catalogue]` array is ever made. The cut is made with onnx's public `Extractor` on the
-  artifact's own graphs, so any existing artifact can be served this way without a new export;
+  a plain SessionNet export): the cut graphs return the query vector, the intent and the state, so
+  no `[batch, catalogue]` array is ever made. The cut is made with onnx's public `Extractor` on the
+  artifact's own graphs, so any plain artifact can be served this way without a new export;
 - an inverted-file index (faiss `IndexIVFFlat`, inner product) over the graph's own item matrix
   gives each row's candidates: the items of the lists whose centroids are nearest the query, read
   exactly; over-fetched so that the excluded items can be dropped and k still remain;
 - the candidates get their exact logits (`items[c] @ query`, the product the graph would have
   made) and the best k are ranked by them, ties by item id as in the exact path;
 - a probability needs the softmax's normaliser over the whole catalogue: it is the candidates' exact
-  sum plus the rest estimated from a fixed, evenly spaced sample of the catalogue.
+  sum plus the rest estimated from a fixed, evenly spaced sample of the catalogue;
+- a repeat-aware graph (`NetConfig.repeat`) mixes "return to one of the newest events' items" into
+  its logits after that product. Its cut graphs also return the gate's logit, the return attention
+  and the attended items; the attended items join the row's candidates, and each candidate gets the
+  mixture `p * P_return + (1 - p) * softmax(explore)` with the estimated normaliser in place of the
+  catalogue's log-sum-exp over the explore logits.
 
 Deterministic by construction: the index is built on one thread by k-means with a fixed seed on a
 fixed sample, items added in vocabulary order, so the same artifact gives the same index, byte for
@@ -48,6 +53,13 @@ CACHE_DIR_ENV = "STREAMS_ANN_CACHE_DIR"
 DEFAULT_MIN_ITEMS = 100_000
 QUERY_NAME = "query"  # the cut graphs' first output, in place of `logits`
 LOGITS_NAME = "logits"
+# What a repeat-aware export names inside its graphs (`streams.model.export`): the gate's logit
+# [batch] and the return attention over the input events [batch, time].
+GATE_NAME = "repeat_gate"
+ATTENTION_NAME = "repeat_attention"
+ITEMS_INPUT = "items"
+# The attended items travel as float32 beside the query: exact integers up to 2**24
+MAX_PACKED_ITEMS = 2**24
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,41 +115,143 @@ def min_items() -> int:
     return value
 
 
+class UnnamedRepeatTensors(ValueError):
+    """A repeat-aware graph exported without the named gate and attention: it cannot be cut."""
+
+
 @dataclass(frozen=True, slots=True)
 class CutGraph:
-    """A graph cut before its catalogue product: serialized ONNX returning `QUERY_NAME` first."""
+    """A graph cut before its catalogue product: serialized ONNX returning `QUERY_NAME` first.
+
+    For a repeat-aware graph `QUERY_NAME` is one row per history of `RepeatLayout.width` floats:
+    the query, the gate's logit, the return attention of each input event (zero past the events) and
+    each event's item index (`RepeatLayout`)."""
 
     onnx_bytes: bytes
     outputs: tuple[str, ...]
 
 
-def cut_graph(model: onnx.ModelProto, outputs: tuple[str, ...]) -> tuple[CutGraph, np.ndarray]:
+@dataclass(frozen=True, slots=True)
+class RepeatLayout:
+    """Where the repeat head's values sit in a cut graph's row (after the query's `dim` floats)."""
+
+    dim: int
+    events: int  # attention columns (and as many item columns): the longest input the graphs take
+
+    @property
+    def width(self) -> int:
+        return self.dim + 1 + 2 * self.events
+
+
+def cut_graph(
+    model: onnx.ModelProto, outputs: tuple[str, ...], repeat_events: int = 0
+) -> tuple[CutGraph, np.ndarray]:
     """(the graph returning the query instead of `logits`, its item matrix [vocab + reserved, dim]).
 
     `logits` must be made by a MatMul of the query with a constant [dim, vocab] matrix (how every
-    SessionNet export ends); anything else is refused rather than served wrong."""
+    SessionNet export ends), or, for a repeat-aware graph, by a scatter of the returns into such a
+    product; anything else is refused rather than served wrong. `repeat_events`: for a repeat-aware
+    graph, the widest input it is given (the attention is padded to it, so every row has one width)."""
     graph = model.graph
     producer = next((node for node in graph.node if LOGITS_NAME in node.output), None)
     constants = {init.name: init for init in graph.initializer}
+    repeat = producer is not None and producer.op_type == "ScatterElements"
+    if repeat:
+        explore = producer.input[0]  # type: ignore[union-attr]
+        producer = next((node for node in graph.node if explore in node.output), None)
     if producer is None or producer.op_type != "MatMul" or producer.input[1] not in constants:
         raise ValueError("the graph's logits are not query @ a constant item matrix: no ANN serving")
     items = numpy_helper.to_array(constants[producer.input[1]]).T
-    # The query has an internal name: an Identity gives it a stable one, declared as an output so
-    # that the extractor knows its type.
-    graph.node.append(onnx.helper.make_node("Identity", [producer.input[0]], [QUERY_NAME]))
+    width = items.shape[1]
+    if repeat:
+        width = _pack_returns(
+            graph, producer.input[0], RepeatLayout(items.shape[1], repeat_events), len(items)
+        )
+    else:
+        # The query has an internal name: an Identity gives it a stable one, declared as an output so
+        # that the extractor knows its type.
+        graph.node.append(onnx.helper.make_node("Identity", [producer.input[0]], [QUERY_NAME]))
     graph.output.append(
-        onnx.helper.make_tensor_value_info(QUERY_NAME, onnx.TensorProto.FLOAT, ["batch", items.shape[1]])
+        onnx.helper.make_tensor_value_info(QUERY_NAME, onnx.TensorProto.FLOAT, ["batch", width])
     )
     served = tuple(QUERY_NAME if name == LOGITS_NAME else name for name in outputs)
     cut = Extractor(model).extract_model([i.name for i in graph.input], list(served))
     return CutGraph(cut.SerializeToString(), served), np.ascontiguousarray(items, dtype=np.float32)
 
 
+def _pack_returns(graph: onnx.GraphProto, query: str, layout: RepeatLayout, vocabulary: int) -> int:
+    """Nodes making `QUERY_NAME` = [query, gate, attention, items] per row, attention and items padded
+    with zeros to `layout.events` columns. Returns the row's width."""
+    if layout.events < 1:
+        raise ValueError("a repeat-aware graph is cut with the width of its widest input (repeat_events)")
+    made = {name for node in graph.node for name in node.output}
+    missing = [name for name in (GATE_NAME, ATTENTION_NAME) if name not in made]
+    if missing:
+        raise UnnamedRepeatTensors(
+            f"a repeat-aware graph without the tensors {missing}: exported before they were named"
+        )
+    if vocabulary > MAX_PACKED_ITEMS:
+        raise ValueError(
+            f"{vocabulary:,} items: a repeat-aware graph is served from the index up to {MAX_PACKED_ITEMS:,}"
+        )
+    helper = onnx.helper
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "ann_axis_1"),
+            numpy_helper.from_array(np.array([layout.events], dtype=np.int64), "ann_events"),
+            numpy_helper.from_array(np.zeros(3, dtype=np.int64), "ann_no_padding"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Unsqueeze", [GATE_NAME, "ann_axis_1"], ["ann_gate"]),
+            helper.make_node("Shape", [ATTENTION_NAME], ["ann_time"], start=1, end=2),
+            helper.make_node("Sub", ["ann_events", "ann_time"], ["ann_missing"]),
+            helper.make_node("Concat", ["ann_no_padding", "ann_missing"], ["ann_pads"], axis=0),
+            helper.make_node("Pad", [ATTENTION_NAME, "ann_pads"], ["ann_attention"]),
+            helper.make_node("Cast", [ITEMS_INPUT], ["ann_items_float"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Pad", ["ann_items_float", "ann_pads"], ["ann_items"]),
+            helper.make_node(
+                "Concat", [query, "ann_gate", "ann_attention", "ann_items"], [QUERY_NAME], axis=1
+            ),
+        ]
+    )
+    return layout.width
+
+
+@dataclass(frozen=True, slots=True)
+class Returns:
+    """One row's repeat head: the gate's logit, and the attended items (catalogue positions, sorted,
+    unique) with their return probability (the attention of the events holding them, summed)."""
+
+    gate: float
+    items: np.ndarray
+    probabilities: np.ndarray  # float64
+
+
+def returns_of(row: np.ndarray, layout: RepeatLayout, reserved: int) -> Returns:
+    """The repeat part of a cut graph's row. Padding and the reserved indices are no catalogue item:
+    their return probability is dropped, as the exact path drops their columns."""
+    attention = row[layout.dim + 1 : layout.dim + 1 + layout.events]
+    indices = row[layout.dim + 1 + layout.events : layout.width].astype(np.int64)
+    attended = (attention > 0) & (indices >= reserved)
+    items, where = np.unique(indices[attended] - reserved, return_inverse=True)
+    summed = np.bincount(where, weights=attention[attended].astype(np.float64), minlength=len(items))
+    return Returns(float(row[layout.dim]), items, summed)
+
+
 class AnnCatalogue:
     """The index over a catalogue's item vectors and the exact re-scoring of its candidates."""
 
     def __init__(
-        self, items: np.ndarray, order: np.ndarray, index: faiss.IndexIVFFlat, params: IndexParams
+        self,
+        items: np.ndarray,
+        order: np.ndarray,
+        index: faiss.IndexIVFFlat,
+        params: IndexParams,
+        *,
+        reserved: np.ndarray | None = None,
+        repeat: RepeatLayout | None = None,
     ) -> None:
         self.items = items  # [n, dim] float32: the graph's item matrix, reserved rows dropped
         self.order = order  # tie-break rank of each item (its id's place in sorted order)
@@ -145,6 +259,9 @@ class AnnCatalogue:
         self.params = params
         self.stride = max(1, -(-len(items) // params.tail_sample))
         self.sample_items = np.ascontiguousarray(items[:: self.stride])
+        # the dropped rows: a repeat-aware graph's log-sum-exp counts them
+        self.reserved = np.zeros((0, self.dim), dtype=np.float32) if reserved is None else reserved
+        self.repeat = repeat  # a repeat-aware graph's row layout, else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -152,6 +269,15 @@ class AnnCatalogue:
     @property
     def dim(self) -> int:
         return int(self.items.shape[1])
+
+    @property
+    def width(self) -> int:
+        """Floats per row of the cut graphs' first output: the query, and the repeat head's values."""
+        return self.dim if self.repeat is None else self.repeat.width
+
+    def queries(self, rows: np.ndarray) -> np.ndarray:
+        """The query vectors [n, dim] of rows of the cut graphs' first output."""
+        return np.ascontiguousarray(rows[:, : self.dim])
 
     def candidates(self, queries: np.ndarray, counts: list[int]) -> list[np.ndarray]:
         """Each row's `counts[i]` nearest items by the index, sorted by item position. Each query is
@@ -167,14 +293,19 @@ class AnnCatalogue:
         return out
 
     def top_k(
-        self, query: np.ndarray, k: int, banned: np.ndarray, candidates: np.ndarray
+        self, row: np.ndarray, k: int, banned: np.ndarray, candidates: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(item positions best first, their probabilities) for one row: the exact logits of
-        `candidates` less `banned`, ties by item id; every item when the index found too few."""
+        """(item positions best first, their probabilities) for one row of the cut graphs' first
+        output: the exact scores of `candidates` (and of the attended items, for a repeat-aware
+        graph) less `banned`, ties by item id; every item when the index found too few."""
         n = len(self.items)
         k = min(k, n - len(banned))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        query = row[: self.dim]
+        returns = None if self.repeat is None else returns_of(row, self.repeat, len(self.reserved))
+        if returns is not None:
+            candidates = np.union1d(candidates, returns.items)
         scores = self.items[candidates] @ query
         keep = ~np.isin(candidates, banned) if len(banned) else np.ones(len(candidates), dtype=bool)
         if int(keep.sum()) < k:  # the lists read held too few: score everything for this row
@@ -182,10 +313,36 @@ class AnnCatalogue:
             scores = self.items @ query
             keep = ~np.isin(candidates, banned)
         log_norm = self._log_normaliser(query, candidates, scores)
+        if returns is not None:
+            scores, log_norm = self._mixture(query, candidates, scores, returns, log_norm)
         kept, kept_scores = candidates[keep], scores[keep]
         ranked = np.lexsort((self.order[kept], -kept_scores))[:k]
         probabilities = np.exp(kept_scores[ranked].astype(np.float64) - log_norm)
         return kept[ranked], probabilities
+
+    def _mixture(
+        self,
+        query: np.ndarray,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        returns: Returns,
+        log_explore: float,
+    ) -> tuple[np.ndarray, float]:
+        """(the candidates' logits as the repeat-aware graph makes them, float64; the log of their
+        softmax's normaliser over the catalogue). `candidates` is sorted and holds the attended
+        items; `log_explore` is the log of the explore normaliser over the catalogue.
+
+        The graph gives an attended item log(exp(explore) + exp(gate + lse) * P_return), lse the
+        log-sum-exp of explore over every index (the reserved ones too), and every other item its
+        explore logit; the returns add exp(gate + lse) * (their P_return) to the normaliser."""
+        lse = float(np.logaddexp(log_explore, _log_sum_exp(self.reserved @ query)))
+        boost = returns.gate + lse
+        mixed = scores.astype(np.float64)
+        if not len(returns.items):
+            return mixed, log_explore
+        at = np.searchsorted(candidates, returns.items)
+        mixed[at] = np.logaddexp(mixed[at], boost + np.log(returns.probabilities))
+        return mixed, float(np.logaddexp(log_explore, boost + np.log(returns.probabilities.sum())))
 
     def _log_normaliser(self, query: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> float:
         """log of the softmax's sum over the catalogue: the candidates' exact terms, plus the other
@@ -200,11 +357,28 @@ class AnnCatalogue:
             total += rest * float(np.exp(sampled[outside].astype(np.float64) - peak).mean())
         return peak + float(np.log(total))
 
-    def exact_top_k(self, query: np.ndarray, k: int) -> np.ndarray:
-        """The true best k by exact scores over the whole catalogue (the index's recall reference)."""
+    def exact_scores(self, row: np.ndarray) -> np.ndarray:
+        """Every item's logit, as the uncut graph makes it, for one row of the cut graphs' output."""
+        query = row[: self.dim]
         scores = self.items @ query
+        if self.repeat is None:
+            return scores
+        returns = returns_of(row, self.repeat, len(self.reserved))
+        everything = np.arange(len(self.items), dtype=np.int64)
+        return self._mixture(query, everything, scores, returns, _log_sum_exp(scores))[0]
+
+    def exact_top_k(self, row: np.ndarray, k: int) -> np.ndarray:
+        """The true best k by exact scores over the whole catalogue (the index's recall reference)."""
+        scores = self.exact_scores(row)
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.lexsort((self.order[top], -scores[top]))]
+
+
+def _log_sum_exp(values: np.ndarray) -> float:
+    if not len(values):
+        return -np.inf
+    peak = float(values.max())
+    return peak + float(np.log(np.exp(values.astype(np.float64) - peak).sum()))
 
 
 def build_index(items: np.ndarray, params: IndexParams) -> faiss.IndexIVFFlat:

@@ -36,12 +36,12 @@ def index_recall(artifact_dir: Path | str, k: int = 20, shoppers: int = 500, see
             f"{ann.min_items():,}: not served from the index"
         )
     histories = generated_histories(recommender, shoppers, seed, recommender.window)
-    queries, _ = recommender.score(histories)
+    rows, _ = recommender.score(histories)  # each row's query (and a repeat-aware head's values)
     served = recommender.recommend(histories, k)
     ids = recommender.vocab.ids
     found = [
-        len({ids[i] for i in catalogue.exact_top_k(query, k).tolist()} & {item for item, _ in p.items}) / k
-        for query, p in zip(queries, served, strict=True)
+        len({ids[i] for i in catalogue.exact_top_k(row, k).tolist()} & {item for item, _ in p.items}) / k
+        for row, p in zip(rows, served, strict=True)
     ]
     return {"recall": float(np.mean(found)), "shoppers": shoppers, "k": k, "load_seconds": load_seconds}
 

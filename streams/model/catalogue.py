@@ -9,7 +9,8 @@ item is nearly as far from a query as every other, and no index beats reading th
 
 The graphs are the trained ones with their per-item constants replaced: the item table, the output
 matrix (its transpose) and any other constant computed from the table row by row (the attention's
-key of each item), which is a linear map of the table and is mapped the same way.
+key of each item, and a repeat-aware model's return-attention key), which is a linear map of the
+table and is mapped the same way.
 """
 
 from __future__ import annotations

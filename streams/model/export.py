@@ -4,6 +4,10 @@ graph), `step.onnx` (the step graph) and `metadata.json`.
 The export is only accepted after parity checks: ONNX Runtime and PyTorch must agree within 1e-4 on
 random inputs and on real ones from the training data, so what was validated is what is served; and
 the step graph run on the window graph's state must give the window graph's answer.
+
+A repeat-aware net's graphs name the repeat head's gate logit and attention inside them
+(`ann.GATE_NAME`, `ann.ATTENTION_NAME`; not outputs), so that a large catalogue's index can serve the
+mixture from a cut of the graph (`streams.model.ann`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
+from streams.model import ann
 from streams.model.features import (
     EVENT_KINDS,
     INPUT_NAMES,
@@ -30,7 +36,7 @@ from streams.model.features import (
     FeaturizerConfig,
     ItemVocab,
 )
-from streams.model.net import ExportWrapper, SessionNet, StepWrapper
+from streams.model.net import ExportWrapper, Readout, SessionNet, StepWrapper
 from streams.model.runtime import FORMAT, METADATA_FILE, MODEL_FILE, STEP_FILE
 
 OPSET = 17
@@ -39,6 +45,7 @@ PARITY_TOLERANCE = 1e-4
 # the whole catalogue to the newest events' items, a float32 sum whose order differs between the two
 # runtimes (1.9e-4 on logits near 20 for 43,097 items).
 PARITY_RELATIVE = 1e-5
+REPEAT_TENSORS = (ann.GATE_NAME, ann.ATTENTION_NAME)  # named inside a repeat-aware net's graphs
 
 
 def _logits_beyond(got: np.ndarray, ref: np.ndarray) -> bool:
@@ -68,7 +75,8 @@ def export_model(
     """Write the artifact and return its metadata. Raises if ONNX Runtime disagrees with PyTorch."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    wrapper = ExportWrapper(model).eval()
+    repeat = model.config.repeat
+    wrapper = (_RepeatWindowWrapper if repeat else ExportWrapper)(model).eval()
     example = random_inputs(model, batch=2, seed=0)
     path = out_dir / MODEL_FILE
     tmp = out_dir / f".{MODEL_FILE}.tmp"
@@ -82,12 +90,13 @@ def export_model(
             **{name: {0: "batch", 1: "time"} for name in INPUT_NAMES},
             **{name: {0: "batch"} for name in WINDOW_OUTPUT_NAMES},
         },
+        repeat,
     )
     onnx_bytes = tmp.read_bytes()
     step_tmp = out_dir / f".{STEP_FILE}.tmp"
     state = torch.zeros(2, model.config.state_size)
     _export(
-        StepWrapper(model).eval(),
+        (_RepeatStepWrapper if repeat else StepWrapper)(model).eval(),
         (state, *(torch.from_numpy(example[name][:, : model.config.attend]) for name in INPUT_NAMES)),
         step_tmp,
         STEP_INPUT_NAMES,
@@ -97,6 +106,7 @@ def export_model(
             **{name: {0: "batch", 1: "time"} for name in INPUT_NAMES},
             **{name: {0: "batch"} for name in STEP_OUTPUT_NAMES},
         },
+        repeat,
     )
     step_bytes = step_tmp.read_bytes()
     parity = {"random": check_parity(model, onnx_bytes, random_inputs(model, batch=64, seed=1))}
@@ -154,6 +164,27 @@ def export_model(
     return metadata
 
 
+class _NamesRepeatTensors:
+    """Mixin for an export wrapper of a repeat-aware net: the graph also returns the repeat head's
+    gate logit and attention, so that the exporter gives those tensors names (`REPEAT_TENSORS`)."""
+
+    def answer(self, readout: Readout, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.repeat_tensors = (readout.gate, readout.attention)
+        return super().answer(readout, items)  # type: ignore[misc]
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = super().forward(*inputs)  # type: ignore[misc]
+        return (*outputs, *self.repeat_tensors)
+
+
+class _RepeatWindowWrapper(_NamesRepeatTensors, ExportWrapper):
+    pass
+
+
+class _RepeatStepWrapper(_NamesRepeatTensors, StepWrapper):
+    pass
+
+
 def _export(
     module: torch.nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -161,7 +192,13 @@ def _export(
     inputs: tuple[str, ...],
     outputs: tuple[str, ...],
     axes: dict[str, dict[int, str]],
+    repeat: bool = False,
 ) -> None:
+    """`repeat`: the module also returns `REPEAT_TENSORS`; they are named, then made internal
+    tensors again, so the graph's outputs are `outputs` whatever the net."""
+    named = REPEAT_TENSORS if repeat else ()
+    if repeat:
+        axes = {**axes, ann.GATE_NAME: {0: "batch"}, ann.ATTENTION_NAME: {0: "batch", 1: "time"}}
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript and does
         # not yet export nn.GRU cleanly; this path is well tested for our ops.
@@ -173,9 +210,16 @@ def _export(
             dynamo=False,
             opset_version=OPSET,
             input_names=list(inputs),
-            output_names=list(outputs),
+            output_names=[*outputs, *named],
             dynamic_axes=axes,
         )
+    if named:
+        exported = onnx.load(str(path))
+        internal = [output for output in exported.graph.output if output.name in named]
+        for output in internal:
+            exported.graph.output.remove(output)
+        exported.graph.value_info.extend(internal)  # their types stay on record
+        onnx.save(exported, str(path))
 
 
 def random_inputs(model: SessionNet, batch: int, seed: int) -> dict[str, np.ndarray]:

@@ -105,8 +105,8 @@ class _Loaded:
 
     @property
     def score_width(self) -> int:
-        """Columns of the graphs' first output: the vocabulary's logits, or the query vector."""
-        return len(self.vocab) if self.catalogue is None else self.catalogue.dim
+        """Columns of the graphs' first output: the vocabulary's logits, or the cut graphs' row."""
+        return len(self.vocab) if self.catalogue is None else self.catalogue.width
 
 
 def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = None) -> _Loaded:
@@ -115,15 +115,17 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported artifact format {metadata.get('format')!r}")
     if len(metadata["vocabulary"]["items"]) >= (ann.min_items() if ann_min_items is None else ann_min_items):
-        if not metadata["model"].get("net", {}).get("repeat", False):
+        try:
             return _load_large(directory, metadata, threads)
-        # The repeat-aware head mixes the returns into the catalogue's scores inside the graph, after
-        # the product the index would replace: such an artifact is scored over the whole catalogue.
-        log.warning(
-            "%s: a repeat-aware model (%d items) is served by scoring every item, not from the index",
-            directory,
-            len(metadata["vocabulary"]["items"]),
-        )
+        except ann.UnnamedRepeatTensors:
+            # The cut needs the repeat head's gate and attention by name, which an older export
+            # does not give: such an artifact is scored over the whole catalogue.
+            log.warning(
+                "%s: a repeat-aware model (%d items) exported without named repeat tensors is served "
+                "by scoring every item, not from the index",
+                directory,
+                len(metadata["vocabulary"]["items"]),
+            )
     session = _session(directory / metadata["model"]["file"], threads)
     serving = metadata.get("serving", {"mode": "window"})
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
@@ -147,20 +149,26 @@ def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loa
     if serving["mode"] not in ("step", "window"):
         raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
-    window, items = ann.cut_graph(onnx.load(str(directory / metadata["model"]["file"])), outputs)
+    net = metadata["model"].get("net", {})
+    # a repeat-aware graph's attention is padded to the widest input either graph is given
+    events = max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0))) if net.get("repeat") else 0
+    window, items = ann.cut_graph(onnx.load(str(directory / metadata["model"]["file"])), outputs, events)
     session = _session(window.onnx_bytes, threads)
     step = None
     if serving["mode"] == "step":
-        cut, _ = ann.cut_graph(onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES)
+        cut, _ = ann.cut_graph(onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES, events)
         step = _Step(
             _session(cut.onnx_bytes, threads), int(serving["state_size"]), int(serving["attend"]), cut.outputs
         )
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
-    items = items[RESERVED:]
+    reserved, items = items[:RESERVED], items[RESERVED:]
     params = ann.IndexParams()
     index = ann.load_or_build_index(items, params, str(metadata["version"]), ann.cache_dir_for(directory))
-    catalogue = ann.AnnCatalogue(items, vocab.order[RESERVED:], index, params)
+    repeat = ann.RepeatLayout(items.shape[1], events) if events else None
+    catalogue = ann.AnnCatalogue(
+        items, vocab.order[RESERVED:], index, params, reserved=reserved, repeat=repeat
+    )
     return _Loaded(directory, session, vocab, featurizer, metadata, step, catalogue)
 
 
@@ -232,7 +240,8 @@ class OnnxRecommender:
 
     def score(self, histories: Sequence[History]) -> tuple[np.ndarray, np.ndarray]:
         """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch];
-        for a catalogue served from the index, the query vectors [batch, dim] in place of logits."""
+        for a catalogue served from the index, the cut graphs' rows in place of logits: the query
+        vectors [batch, dim], followed by the repeat head's values for a repeat-aware model."""
         logits, intent, _ = self._run(self._loaded, histories)
         return logits, intent
 
@@ -452,8 +461,8 @@ def _catalogue_predictions(
     exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """`_predictions` for a catalogue served from the index: each row's candidates, scored exactly."""
-    queries, intent, states = outputs
-    queries = np.ascontiguousarray(queries[list(rows)])
+    scored, intent, states = outputs
+    scored = np.ascontiguousarray(scored[list(rows)])  # each row's query (and repeat head's values)
     banned = [
         np.array(loaded.vocab.known_indices(exclude[position]), dtype=np.int64) - RESERVED
         if exclude is not None and exclude[position]
@@ -461,11 +470,11 @@ def _catalogue_predictions(
         for position in range(len(rows))
     ]
     counts = [catalogue.params.overfetch * k + len(b) for b in banned]
-    candidates = catalogue.candidates(queries, counts)
+    candidates = catalogue.candidates(catalogue.queries(scored), counts)
     ids = loaded.vocab.ids
     out: list[Prediction] = []
     for position, row in enumerate(rows):
-        top, probabilities = catalogue.top_k(queries[position], k, banned[position], candidates[position])
+        top, probabilities = catalogue.top_k(scored[position], k, banned[position], candidates[position])
         items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
         state = None if states is None else (loaded.version, states[row].tobytes())
         out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
