@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -73,8 +74,21 @@ def decode_value(
             ) from None
     if not isinstance(value, dict):
         raise DecodeError("not_a_map", f"value must be a map, got {type(value).__name__}")
-    _check_scalars(value, check_text=as_json)
+    if as_json or _may_hold_non_finite(raw):
+        _check_scalars(value, check_text=as_json)
     return value
+
+
+# msgpack writes every float as a marker byte (0xca: 32 bits, 0xcb: 64) and then its IEEE 754 bits,
+# big-endian: an infinity or NaN (every exponent bit set) starts 0x7f or 0xff. A value with no such
+# pair of bytes (most: a click's price is its only float) holds no NaN or infinity, and the walk of
+# `_check_scalars`, a Python loop over every field, is skipped; a pair anywhere else (inside a string,
+# say) only costs the walk.
+_MAY_BE_NON_FINITE = re.compile(rb"[\xca\xcb][\x7f\xff]")
+
+
+def _may_hold_non_finite(raw: bytes) -> bool:
+    return _MAY_BE_NON_FINITE.search(raw) is not None
 
 
 def _decode_json(raw: bytes) -> Any:

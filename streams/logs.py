@@ -35,7 +35,7 @@ class LogRecord:
             return self.value_bytes
         if self.value is None:
             return b""
-        if is_json(self.wire_headers()):
+        if self.headers and is_json(self.wire_headers()):
             return json.dumps(self.value, separators=(",", ":")).encode()
         return encode_value(self.value)
 

@@ -76,6 +76,20 @@ def test_values_no_encoder_or_comparison_survives_are_refused(
     assert (caught.value.code, caught.value.field) == (code, field)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("-nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("single", [False, True])
+def test_a_non_finite_float_is_found_in_any_width_beside_finite_ones(bad: float, single: bool) -> None:
+    """Values without a float that could be NaN or infinite skip the walk; the rest are walked."""
+    finite = [0.0, -0.0, 18.99, -3.4e38, 1e-45] + ([] if single else [-1e300, 1.7e308, 5e-324])
+    value = {**CLICK, "prices": finite, "x": [{"y": [*finite, bad]}]}
+    raw = msgpack.packb(value, use_single_float=single)
+    with pytest.raises(BadMessage) as caught:
+        decode_value(raw)
+    assert (caught.value.code, caught.value.field) == ("out_of_range", f"data.x[0].y[{len(finite)}]")
+    fine = msgpack.packb({**value, "x": finite}, use_single_float=single)
+    assert decode_value(fine)["x"] == msgpack.unpackb(fine)["x"]
+
+
 def test_the_size_cap_is_a_parameter() -> None:
     raw = encode_value(CLICK)
     assert decode_value(raw, max_bytes=len(raw)) == CLICK

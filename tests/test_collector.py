@@ -1,4 +1,4 @@
-"""The cyclic collector's settings for the replay: paused over one batch, then as it was."""
+"""The cyclic collector for the replay: paused over a batch, what the batch keeps frozen, then as it was."""
 
 from __future__ import annotations
 
@@ -22,3 +22,17 @@ def test_collections_are_paused_for_the_block_then_as_they_were(enabled: bool) -
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_what_the_block_leaves_alive_is_out_of_the_collectors_walk() -> None:
+    try:
+        with paused_collections():
+            kept = [{"state": n} for n in range(3)]
+            dropped = [{"output": n} for n in range(3)]
+            del dropped
+        assert gc.get_freeze_count() >= len(kept) + 1
+        walked = gc.get_objects()
+        assert not any(o is kept or o is kept[0] for o in walked)
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())  # back in the oldest generation

@@ -413,7 +413,7 @@ class Processor:
             version,
             intent,
             ranked.provenance,
-            [[i, s] for i, s in ranked.items],
+            list(map(list, ranked.items)),  # [item, score] pairs
         ]
         outputs = [Output(RECOMMENDATIONS, event.user_id, recommendation_value(event.user_id, compact))]
         top = [i for i, _ in ranked.items]

@@ -99,8 +99,7 @@ def _add_interest(profile: Profile, category: str, weight: int, ts: int, cap: in
     if ref is None or ts > ref:
         if ref is not None:
             factor = 0.5 ** ((ts - ref) / INTEREST_HALF_LIFE_MS)  # `_decay`'s, the same for every category
-            decayed = {c: round(p * factor) for c, p in profile.interest.items()}
-            profile.interest = {c: p for c, p in decayed.items() if p > 0}
+            profile.interest = {c: q for c, p in profile.interest.items() if (q := round(p * factor)) > 0}
         profile.interest_ts = ts
         added = weight
     else:

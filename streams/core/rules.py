@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from streams.core.catalog import Catalog
 from streams.core.config import RulesConfig
 from streams.core.state import UserState
 
+_item = itemgetter(0)  # of a (item, score) pair
 SCORE_DECIMALS = 6  # rounding keeps scores (and so ranks) stable across batch sizes and machines
 
 
@@ -46,47 +48,80 @@ Job = tuple[list[tuple[str, float]], UserState, str | None]  # candidates, state
 
 
 def finalize_all(jobs: Sequence[Job], catalog: Catalog, config: RulesConfig) -> list[RankedItems]:
-    """`finalize` of every event of a batch. Each is filtered on its own (the reasons tested inline:
-    ~20 candidates an event); without boosts only the kept top_n scores are rounded, all in one pass
-    (`round_scores`). A boost re-sorts on the rounded scores, so then all are rounded first."""
+    """`finalize` of every event of a batch. Each is filtered on its own, the few candidates a rule
+    may remove found by set operations (`_removals`): most events have none. Without boosts only the
+    kept top_n scores are rounded, all in one pass (`round_scores`). A boost re-sorts on the rounded
+    scores, so then all are rounded first."""
+    item_lists = [list(map(_item, candidates)) for candidates, _, _ in jobs]
+    # The batch's candidates overlap: the catalog is asked once per item, not once per candidate.
+    out_of_stock = _out_of_stock(set().union(*item_lists), catalog) if config.exclude_out_of_stock else set()
     out: list[RankedItems] = []
-    purchased = config.exclude_purchased
-    stock = config.exclude_out_of_stock
-    boosts = config.boosts
-    for candidates, state, fallback in jobs:
+    for (candidates, state, fallback), items in zip(jobs, item_lists, strict=True):
+        reasons = _removals(items, state, out_of_stock, config)
         removed: dict[str, list[str]] = {}
-        kept: list[tuple[str, float]] = []
+        kept = candidates
+        if reasons:
+            for item in items:
+                if item in reasons:
+                    removed.setdefault(reasons[item], []).append(item)
+            kept = [pair for pair in candidates if pair[0] not in reasons]
         boosted: list[str] = []
-        purchases = state.purchases if purchased else {}
-        cart = state.cart if config.exclude_in_cart else {}
-        for pair in candidates:
-            item, score = pair
-            if item in purchases and purchases[item].status != "cancelled":
-                removed.setdefault("purchased", []).append(item)
-            elif item in cart:
-                removed.setdefault("in_cart", []).append(item)
-            elif stock and (known := catalog.get(item)) is not None and known.in_stock is False:
-                removed.setdefault("out_of_stock", []).append(item)
-            elif boosts:
-                factor = boosts.get(getattr(catalog.get(item), "category", None) or "", 1.0)
-                if factor != 1.0:
-                    score *= factor
-                    boosted.append(item)
-                kept.append((item, round(score, SCORE_DECIMALS)))
-            else:
-                kept.append(pair)  # rounded below, with the batch's
-        if boosted:
-            kept.sort(key=lambda pair: (-pair[1], pair[0]))
+        if config.boosts:
+            kept, boosted = _boosted(kept, catalog, config.boosts)
         provenance: dict[str, Any] = {"removed": removed, "fallback": fallback}
         if boosted:
             provenance["boosted"] = boosted
         out.append(RankedItems(kept[: config.top_n], provenance))
-    if boosts:
+    if config.boosts:
         return out
-    rounded = iter(round_scores([score for ranked in out for _, score in ranked.items]))
+    rounded = round_scores([score for ranked in out for _, score in ranked.items])
+    at = 0
     for ranked in out:
-        ranked.items[:] = [(item, next(rounded)) for item, _ in ranked.items]
+        end = at + len(ranked.items)
+        ranked.items[:] = zip(map(_item, ranked.items), rounded[at:end], strict=True)
+        at = end
     return out
+
+
+def _out_of_stock(items: set[str], catalog: Catalog) -> set[str]:
+    return {item for item in items if (known := catalog.get(item)) is not None and known.in_stock is False}
+
+
+def _removals(
+    items: list[str], state: UserState, out_of_stock: set[str], config: RulesConfig
+) -> dict[str, str]:
+    """Why a rule removes a candidate, for each one it removes: bought (and not cancelled), in the
+    cart, out of stock, in that order, tested only on the candidates that set operations (in C) find
+    bought, in the cart or out of stock."""
+    purchases = state.purchases if config.exclude_purchased else {}
+    cart = state.cart if config.exclude_in_cart else {}
+    suspects = purchases.keys() & items | cart.keys() & items | out_of_stock.intersection(items)
+    reasons: dict[str, str] = {}
+    for item in suspects:
+        if item in purchases and purchases[item].status != "cancelled":
+            reasons[item] = "purchased"
+        elif item in cart:
+            reasons[item] = "in_cart"
+        elif item in out_of_stock:
+            reasons[item] = "out_of_stock"
+    return reasons
+
+
+def _boosted(
+    kept: list[tuple[str, float]], catalog: Catalog, boosts: dict[str, float]
+) -> tuple[list[tuple[str, float]], list[str]]:
+    """Scores times their category's boost, all rounded, re-sorted when any was boosted."""
+    scored: list[tuple[str, float]] = []
+    boosted: list[str] = []
+    for item, score in kept:
+        factor = boosts.get(getattr(catalog.get(item), "category", None) or "", 1.0)
+        if factor != 1.0:
+            score *= factor
+            boosted.append(item)
+        scored.append((item, round(score, SCORE_DECIMALS)))
+    if boosted:
+        scored.sort(key=lambda pair: (-pair[1], pair[0]))
+    return scored, boosted
 
 
 def round_scores(scores: list[float]) -> list[float]:

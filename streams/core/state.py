@@ -371,7 +371,11 @@ def apply_event(
 
 
 def _remember(state: UserState, entry: RecentEvent, limits: StateLimits) -> None:
-    bisect.insort(state.recent, entry)
+    recent = state.recent
+    if not recent or not entry < recent[-1]:
+        recent.append(entry)  # the usual case, the newest event: where insort puts it, one comparison
+    else:
+        bisect.insort(recent, entry)
     if len(state.recent) > limits.recent_events:
         del state.recent[: len(state.recent) - limits.recent_events]
 

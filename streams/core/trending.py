@@ -50,8 +50,17 @@ class Trending:
     def top(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[tuple[str, float]]:
         """The n most counted items (decayed to the latest event time), best first, ties by id."""
         scale = math.exp2(-(self.clock - self.ref) / self.half_life_ms)
-        wanted = heapq.nsmallest(n + len(exclude), self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [(item, round(score * scale, 6)) for item, score in wanted if item not in exclude][:n]
+        wanted = n + len(exclude)
+        if wanted <= 0 or not self.counts:
+            return []
+        # The best `wanted` by (-count, item) all count at least the wanted-th largest count: that
+        # bound comes from comparing floats alone (no key call per item), then only those are sorted.
+        bound = heapq.nlargest(wanted, self.counts.values())[-1]
+        best = sorted(
+            ((item, score) for item, score in self.counts.items() if score >= bound),
+            key=lambda kv: (-kv[1], kv[0]),
+        )[:wanted]
+        return [(item, round(score * scale, 6)) for item, score in best if item not in exclude][:n]
 
     def to_wire(self) -> dict[str, Any]:
         return {"h": self.half_life_ms, "c": self.counts, "t": self.clock, "r": self.ref}

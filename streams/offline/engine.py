@@ -67,9 +67,10 @@ class OfflineEngine:
         self._partition_of: dict[str | None, int] = {}
 
     def run(self, records: Iterable[LogRecord]) -> OfflineResult:
-        for record in records:
-            self.feed(record)
-        self.flush()
+        with paused_collections():  # the events parsed are kept until their batch: not walked
+            for record in records:
+                self.feed(record)
+            self.flush()
         return self.result
 
     def feed(self, record: LogRecord) -> None:

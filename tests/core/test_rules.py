@@ -66,10 +66,16 @@ def test_finalize_all_is_finalize_of_each_event() -> None:
         ([(f"sku-{n}", rng.random()) for n in rng.sample(range(40), 20)], _shopper(f"u{j}"), fb)
         for j, fb in enumerate([None, "trending"] * 10)
     ]
+    # ... and shoppers none of whose candidates a rule removes (most events), or only some rules would
+    in_stock = [n for n in range(40) if n % 5]
+    for j in range(10):
+        shopper = UserState(f"e{j}") if j % 2 else _shopper(f"e{j}")
+        jobs.append(([(f"sku-{n}", rng.random()) for n in rng.sample(in_stock[3:], 20)], shopper, None))
     for config in (
         RulesConfig(),
         RulesConfig(boosts={"books": 1.5}),
         RulesConfig(exclude_out_of_stock=False),
+        RulesConfig(exclude_purchased=False, exclude_in_cart=False),
     ):
         together = finalize_all(jobs, catalog, config)
         assert together == [finalize(c, s, catalog, config, fb) for c, s, fb in jobs]
@@ -79,7 +85,9 @@ def test_finalize_all_is_finalize_of_each_event() -> None:
         for ranked, (candidates, _, fallback) in zip(together, jobs, strict=True):
             assert len(ranked.items) <= config.top_n and ranked.provenance["fallback"] == fallback
             removed = {i for items in ranked.provenance["removed"].values() for i in items}
-            assert "sku-1" not in {i for i, _ in ranked.items} and "sku-3" not in {i for i, _ in ranked.items}
+            shown = {i for i, _ in ranked.items}
+            assert not config.exclude_purchased or "sku-1" not in shown
+            assert not config.exclude_in_cart or "sku-3" not in shown
             assert removed <= {c for c, _ in candidates}
     plain = finalize_all(jobs, catalog, RulesConfig())[0]
     assert all(score == round(score, SCORE_DECIMALS) for _, score in plain.items)

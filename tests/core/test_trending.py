@@ -54,3 +54,19 @@ def test_wire_round_trip_and_exclusions() -> None:
     again = Trending.from_wire(trending.to_wire())
     assert again.top(3) == trending.top(3)
     assert [i for i, _ in trending.top(2, exclude={"c"})] == ["b", "a"]
+
+
+def test_top_is_the_best_by_count_then_id_with_ties_and_exclusions() -> None:
+    trending = Trending(HOUR)
+    for n in range(300):  # many equal counts: ties at the cut are broken by item id
+        trending.add_scaled(f"i{n % 97:02d}", float(n % 7))
+    ranked = sorted(trending.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    for n, exclude in [
+        (10, frozenset()),
+        (5, frozenset({ranked[0][0], ranked[3][0]})),
+        (200, frozenset()),
+        (0, frozenset()),
+    ]:
+        expected = [(item, round(score, 6)) for item, score in ranked if item not in exclude][:n]
+        assert trending.top(n, exclude) == expected
+    assert Trending(HOUR).top(5) == []
