@@ -56,3 +56,16 @@ def paused_collections() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def collections_paused_for_a_run() -> Iterator[None]:
+    """`paused_collections` around a whole replay, whose batches freeze what they keep; at its end
+    everything is handed back to the collector (`gc.unfreeze`), so what the run kept is collected
+    once the caller drops it, cycles included: a process that replays again and again (tests, a
+    notebook) does not keep every run's cyclic garbage for good."""
+    try:
+        with paused_collections():
+            yield
+    finally:
+        gc.unfreeze()

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from streams.collector import paused_collections
+from streams.collector import collections_paused_for_a_run, paused_collections
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -36,3 +36,12 @@ def test_what_the_block_leaves_alive_is_out_of_the_collectors_walk() -> None:
     finally:
         gc.unfreeze()
     assert any(o is kept for o in gc.get_objects())  # back in the oldest generation
+
+
+def test_a_run_hands_what_it_kept_back_to_the_collector() -> None:
+    with collections_paused_for_a_run():
+        with paused_collections():  # a batch of the run: what it keeps is frozen
+            kept = [{"state": n} for n in range(3)]
+        assert not any(o is kept for o in gc.get_objects())
+    assert gc.get_freeze_count() == 0
+    assert any(o is kept for o in gc.get_objects())

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.codec import MAX_VALUE_BYTES, REPLAY_HEADER
-from streams.collector import paused_collections
+from streams.collector import collections_paused_for_a_run, paused_collections
 from streams.config import INPUT_TOPICS
 from streams.core.events import SOURCE_RANK, Position
 from streams.core.processor import Incoming, Output, PartitionState, Processor
@@ -67,7 +67,7 @@ class OfflineEngine:
         self._partition_of: dict[str | None, int] = {}
 
     def run(self, records: Iterable[LogRecord]) -> OfflineResult:
-        with paused_collections():  # the events parsed are kept until their batch: not walked
+        with collections_paused_for_a_run():  # the events parsed are kept until their batch: not walked
             for record in records:
                 self.feed(record)
             self.flush()
