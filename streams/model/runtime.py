@@ -317,7 +317,7 @@ class OnnxRecommender:
         waiting: dict[int, int] = {}  # row -> the earlier row whose state it starts from
         given_rows: list[int] = []  # rows that start from a usable carried state
         given_bytes: list[bytes] = []
-        usable = (loaded.version, carried_width(step))  # a state of this artifact, in this layout
+        usable = (loaded.version, _carried_width(step))  # a state of this artifact, in this layout
         for row in range(n):
             earlier = after[row] if after is not None else None
             given = carried[row] if carried is not None else None
@@ -352,19 +352,17 @@ class OnnxRecommender:
         ready += [row for earlier in whole for row in followers.get(earlier, ())]
         while ready:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             ready.sort()
-            earlier_rows = [waiting.get(row, row) for row in ready]
-            starts_from = [row in waiting for row in ready]
-            before = inputs[earlier_rows]
-            if any(starts_from):
-                moved = [row for row, moves in zip(ready, starts_from, strict=True) if moves]
+            moved = [row for row in ready if row in waiting]
+            if moved:
                 start[moved] = states[[waiting[row] for row in moved]]
-            inputs[ready] = _append_event(before, newest[ready])  # a first event's `before` is padding
+            before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
+            inputs[ready] = _append_event(before, newest[ready])
             _run_step(step, ready, inputs, start, (logits, intent, states))
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
         return logits, intent, _encode_carried(states, inputs)
 
 
-def carried_width(step: _Step) -> int:
+def _carried_width(step: _Step) -> int:
     """Bytes of a carried state: the model's float32 state, then the step inputs it was computed
     with (item indices as int32, kind and gap indices as one byte each)."""
     return 4 * step.state_size + 6 * step.attend
@@ -386,9 +384,9 @@ def _encode_carried(states: np.ndarray, inputs: np.ndarray) -> np.ndarray:
 
 def _decode_carried(step: _Step, joined: bytes) -> tuple[np.ndarray, np.ndarray]:
     """States [m, state_size] and step inputs [m, 3, attend] of m carried states joined end to end."""
-    raw = np.frombuffer(joined, dtype=np.uint8).reshape(-1, carried_width(step))
+    raw = np.frombuffer(joined, dtype=np.uint8).reshape(-1, _carried_width(step))
     floats, attend = 4 * step.state_size, step.attend
-    states = raw[:, :floats].copy().view("<f4").astype(np.float32)
+    states = raw[:, :floats].copy().view("<f4")
     items = raw[:, floats : floats + 4 * attend].copy().view("<i4")
     kinds = raw[:, floats + 4 * attend : floats + 5 * attend]
     gaps = raw[:, floats + 5 * attend :]
