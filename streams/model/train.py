@@ -539,10 +539,15 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     started = time.monotonic()
     decay_after = config.decay_after
     planned = config.epochs  # the budget may lower it after each epoch
+    held_out_intent: dict[str, float] = {}
     epoch = 0
     while epoch < planned:
         epoch += 1
         refit = config.refit and epoch == planned and epoch > 1 and len(valid_points) > 0
+        if refit:  # the last moment the validation sessions are held out
+            held_out_intent = intent_report(model, data)
+            if held_out_intent:
+                held_out_intent["after_epoch"] = epoch - 1
         lr = config.lr * config.lr_decay ** max(0, epoch - decay_after)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -623,7 +628,8 @@ def train(data: TrainingData, config: TrainConfig, progress: bool = True) -> Tra
     refitted = [row["epoch"] for row in history if "refit" in row]
     if refitted:
         final["refit_epoch"] = refitted[0]
-    report = intent_report(model, data) if not refitted else {}  # held-out sessions only
+    # Held-out sessions only: after a refit, the report of the model just before it.
+    report = held_out_intent if refitted else intent_report(model, data)
     if report:
         final["intent_validation_sessions"] = report
     return TrainResult(model, data, config, final, history)

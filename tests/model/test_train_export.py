@@ -179,6 +179,17 @@ def test_refit_trains_the_last_epoch_on_the_validation_sessions_too(session_file
     assert result.history[2]["MRR@20"] > epoch_2["MRR@20"]
 
 
+def test_a_refit_run_reports_held_out_session_intent_from_before_its_refit(event_log: Path) -> None:
+    from dataclasses import replace
+
+    config = replace(TINY, epochs=3, patience=5, refit=True)
+    data = load_event_log(event_log, config)
+    result = train(data, config, progress=False)
+    report = result.metrics["intent_validation_sessions"]
+    assert report["after_epoch"] == 2 and result.metrics["refit_epoch"] == 3
+    assert report["sessions"] == len(data.intent_sessions) and 0.0 <= report["model"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("current", "epoch", "planned", "expected"),
     [
