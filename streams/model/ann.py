@@ -269,6 +269,9 @@ class AnnCatalogue:
         self.params = params
         self.stride = max(1, -(-len(items) // params.tail_sample))
         self.sample_items = np.ascontiguousarray(items[:: self.stride])
+        # each item's row in the sample, or -1
+        self.sample_slot = np.full(len(items), -1, dtype=np.int64)
+        self.sample_slot[:: self.stride] = np.arange(len(self.sample_items))
         # the dropped rows: a repeat-aware graph's log-sum-exp counts them
         self.reserved = np.zeros((0, self.dim), dtype=np.float32) if reserved is None else reserved
         self.repeat = repeat  # a repeat-aware graph's row layout, else None
@@ -317,15 +320,16 @@ class AnnCatalogue:
         if returns is not None:
             candidates = np.union1d(candidates, returns.items)
         scores = self.items[candidates] @ query
-        keep = ~np.isin(candidates, banned) if len(banned) else np.ones(len(candidates), dtype=bool)
-        if int(keep.sum()) < k:  # the lists read held too few: score everything for this row
+        keep = ~np.isin(candidates, banned) if len(banned) else None
+        if (len(candidates) if keep is None else int(keep.sum())) < k:
+            # the lists read held too few: score everything for this row
             candidates = np.arange(n, dtype=np.int64)
             scores = self.items @ query
             keep = ~np.isin(candidates, banned)
         log_norm = self._log_normaliser(query, candidates, scores)
         if returns is not None:
             scores, log_norm = self._mixture(query, candidates, scores, returns, log_norm)
-        kept, kept_scores = candidates[keep], scores[keep]
+        kept, kept_scores = (candidates, scores) if keep is None else (candidates[keep], scores[keep])
         ranked = np.lexsort((self.order[kept], -kept_scores))[:k]
         probabilities = np.exp(kept_scores[ranked].astype(np.float64) - log_norm)
         return kept[ranked], probabilities
@@ -358,13 +362,15 @@ class AnnCatalogue:
         """log of the softmax's sum over the catalogue: the candidates' exact terms, plus the other
         items' terms estimated by the sample items that are not candidates."""
         sampled = self.sample_items @ query
-        outside = np.ones(len(sampled), dtype=bool)
-        outside[candidates[candidates % self.stride == 0] // self.stride] = False  # counted exactly
-        rest = len(self.items) - len(candidates)
-        peak = float(max(scores.max(initial=-np.inf), sampled.max(initial=-np.inf)))
+        peak = float(max(scores.max(initial=-np.inf), sampled.max()))
         total = float(np.exp(scores.astype(np.float64) - peak).sum())
-        if rest > 0 and outside.any():
-            total += rest * float(np.exp(sampled[outside].astype(np.float64) - peak).mean())
+        rest = len(self.items) - len(candidates)
+        counted = self.sample_slot[candidates]  # the sample items among the candidates: exact above
+        counted = counted[counted >= 0]
+        outside = len(sampled) - len(counted)
+        if rest > 0 and outside > 0:
+            terms = np.exp(sampled.astype(np.float64) - peak)
+            total += rest * (float(terms.sum()) - float(terms[counted].sum())) / outside
         return peak + float(np.log(total))
 
     def exact_scores(self, row: np.ndarray) -> np.ndarray:
