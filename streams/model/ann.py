@@ -308,31 +308,168 @@ class AnnCatalogue:
     def top_k(
         self, row: np.ndarray, k: int, banned: np.ndarray, candidates: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(item positions best first, their probabilities) for one row of the cut graphs' first
-        output: the exact scores of `candidates` (and of the attended items, for a repeat-aware
-        graph) less `banned`, ties by item id; every item when the index found too few."""
+        """`rank` for one row."""
+        return self.rank(row[None, :], k, [banned], [candidates])[0]
+
+    def rank(
+        self, rows: np.ndarray, k: int, banned: list[np.ndarray], candidates: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(item positions best first, their probabilities) for each row of the cut graphs' first
+        output: the exact scores of the row's `candidates` (and of its attended items, for a
+        repeat-aware graph) less its `banned`, ties by item id; every item for a row whose
+        candidates leave fewer than k.
+
+        The batch is ranked in whole-batch numpy passes over the rows' candidates laid end to end,
+        and a row's answer still depends on that row alone: its scores are its own matrix-vector
+        products, and every sum runs over the row's own values in the row's own order (segment
+        sums, `bincount`, sums along a row), never across rows."""
+        n, count = len(self.items), len(rows)
+        queries = rows[:, : self.dim]
+        lengths = np.fromiter(map(len, candidates), dtype=np.int64, count=count)
+        keys = np.repeat(np.arange(count, dtype=np.int64) * n, lengths) + np.concatenate(
+            [*candidates, np.zeros(0, dtype=np.int64)]
+        )
+        returned = self._returns(rows) if self.repeat is not None else None
+        if returned is not None:
+            keys = np.union1d(keys, returned[0])  # sorted: row by row, then by position
+        row_of = keys // n
+        positions = keys - row_of * n
+        bounds = np.searchsorted(row_of, np.arange(count + 1))
+        scores = np.empty(len(keys), dtype=np.float32)
+        sampled = np.empty((count, len(self.sample_items)), dtype=np.float32)
+        for row in range(count):
+            lo, hi = bounds[row], bounds[row + 1]
+            scores[lo:hi] = self.items[positions[lo:hi]] @ queries[row]
+            sampled[row] = self.sample_items @ queries[row]
+        explore = scores.astype(np.float64)
+        log_norm = self._log_normalisers(explore, sampled, positions, row_of, bounds)
+        if returned is not None:
+            explore, log_norm = self._mixtures(queries, rows, keys, explore, log_norm, returned)
+        return self._best(k, n, banned, keys, row_of, positions, explore, log_norm, rows)
+
+    def _returns(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the rows' attended items as sorted unique row * n + position keys, each one's return
+        probability: the attention of the events holding it, summed in event order)."""
+        layout, reserved, n = self.repeat, len(self.reserved), len(self.items)
+        assert layout is not None
+        attention = rows[:, layout.dim + 1 : layout.dim + 1 + layout.events]
+        indices = rows[:, layout.dim + 1 + layout.events : layout.width].astype(np.int64)
+        # padding and the reserved indices are no catalogue item: the exact path drops their columns
+        row, event = np.nonzero((attention > 0) & (indices >= reserved))
+        keys, where = np.unique(row * n + indices[row, event] - reserved, return_inverse=True)
+        weights = attention[row, event].astype(np.float64)
+        return keys, np.bincount(where, weights=weights, minlength=len(keys))
+
+    def _log_normalisers(
+        self,
+        scores: np.ndarray,
+        sampled: np.ndarray,
+        positions: np.ndarray,
+        row_of: np.ndarray,
+        bounds: np.ndarray,
+    ) -> np.ndarray:
+        """Each row's log of the softmax's sum over the catalogue: its candidates' exact terms, plus
+        the other items' terms estimated by the sample items that are not its candidates."""
+        count = len(sampled)
+        starts, sizes = bounds[:-1], np.diff(bounds)
+        filled = sizes > 0
+        peak = sampled.max(axis=1).astype(np.float64)
+        if filled.any():
+            peak[filled] = np.maximum(peak[filled], np.maximum.reduceat(scores, starts[filled]))
+        total = np.zeros(count)
+        terms = np.exp(scores - peak[row_of])
+        if filled.any():
+            total[filled] = np.add.reduceat(terms, starts[filled])
+        sample_terms = np.exp(sampled.astype(np.float64) - peak[:, None])
+        slot = self.sample_slot[positions]
+        hit = slot >= 0  # sample items among the candidates: counted exactly above
+        counted = np.bincount(row_of[hit], weights=sample_terms[row_of[hit], slot[hit]], minlength=count)
+        outside = sampled.shape[1] - np.bincount(row_of[hit], minlength=count)
+        rest = len(self.items) - sizes
+        estimated = (rest > 0) & (outside > 0)
+        total[estimated] += (
+            rest[estimated] * (sample_terms[estimated].sum(axis=1) - counted[estimated]) / outside[estimated]
+        )
+        return peak + np.log(total)
+
+    def _mixtures(
+        self,
+        queries: np.ndarray,
+        rows: np.ndarray,
+        keys: np.ndarray,
+        explore: np.ndarray,
+        log_explore: np.ndarray,
+        returned: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the candidates' logits as the repeat-aware graph makes them; each row's log of their
+        softmax's normaliser over the catalogue), from the explore logits and normalisers.
+
+        The graph gives an attended item log(exp(explore) + exp(gate + lse) * P_return), lse the
+        log-sum-exp of explore over every index (the reserved ones too), and every other item its
+        explore logit; the returns add exp(gate + lse) * (their P_return) to the normaliser."""
+        assert self.repeat is not None
         n = len(self.items)
-        k = min(k, n - len(banned))
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        query = row[: self.dim]
-        returns = None if self.repeat is None else returns_of(row, self.repeat, len(self.reserved))
-        if returns is not None:
-            candidates = np.union1d(candidates, returns.items)
-        scores = self.items[candidates] @ query
-        keep = ~np.isin(candidates, banned) if len(banned) else None
-        if (len(candidates) if keep is None else int(keep.sum())) < k:
-            # the lists read held too few: score everything for this row
-            candidates = np.arange(n, dtype=np.int64)
-            scores = self.items @ query
-            keep = ~np.isin(candidates, banned)
-        log_norm = self._log_normaliser(query, candidates, scores)
-        if returns is not None:
-            scores, log_norm = self._mixture(query, candidates, scores, returns, log_norm)
-        kept, kept_scores = (candidates, scores) if keep is None else (candidates[keep], scores[keep])
-        ranked = np.lexsort((self.order[kept], -kept_scores))[:k]
-        probabilities = np.exp(kept_scores[ranked].astype(np.float64) - log_norm)
-        return kept[ranked], probabilities
+        reserved = (queries[:, None, :] * self.reserved[None, :, :]).sum(axis=2).astype(np.float64)
+        if reserved.shape[1]:
+            top = reserved.max(axis=1)
+            lse = np.logaddexp(log_explore, top + np.log(np.exp(reserved - top[:, None]).sum(axis=1)))
+        else:
+            lse = log_explore
+        boost = rows[:, self.repeat.dim].astype(np.float64) + lse
+        return_keys, probabilities = returned
+        owner = return_keys // n
+        at = np.searchsorted(keys, return_keys)
+        mixed = explore.copy()
+        mixed[at] = np.logaddexp(mixed[at], boost[owner] + np.log(probabilities))
+        summed = np.bincount(owner, weights=probabilities, minlength=len(rows))
+        with np.errstate(divide="ignore"):  # a row without returns: log 0, and logaddexp keeps its own
+            log_norm = np.logaddexp(log_explore, boost + np.log(summed))
+        return mixed, log_norm
+
+    def _best(
+        self,
+        k: int,
+        n: int,
+        banned: list[np.ndarray],
+        keys: np.ndarray,
+        row_of: np.ndarray,
+        positions: np.ndarray,
+        scores: np.ndarray,
+        log_norm: np.ndarray,
+        rows: np.ndarray,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each row's best k kept candidates and their probabilities; a row left with fewer than k
+        is ranked over every item."""
+        count = len(rows)
+        wanted = np.minimum(k, n - np.fromiter(map(len, banned), dtype=np.int64, count=count))
+        banned_keys = np.concatenate([b + row * n for row, b in enumerate(banned) if len(b)] or [keys[:0]])
+        kept = np.flatnonzero(~np.isin(keys, banned_keys)) if len(banned_keys) else np.arange(len(keys))
+        ranked = kept[np.lexsort((self.order[positions[kept]], -scores[kept], row_of[kept]))]
+        owner = row_of[ranked]
+        place = np.arange(len(ranked)) - np.searchsorted(owner, owner)
+        chosen = ranked[place < wanted[owner]]
+        probabilities = np.exp(scores[chosen] - log_norm[row_of[chosen]])
+        ends = np.cumsum(np.bincount(row_of[chosen], minlength=count))
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for row in range(count):
+            lo, hi = (ends[row - 1] if row else 0), ends[row]
+            if wanted[row] <= 0:
+                out.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)))
+            elif hi - lo < wanted[row]:  # the lists read held too few for this row
+                out.append(self._rank_everything(rows[row], int(wanted[row]), banned[row]))
+            else:
+                out.append((positions[chosen[lo:hi]], probabilities[lo:hi]))
+        return out
+
+    def _rank_everything(self, row: np.ndarray, k: int, banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One row ranked over the whole catalogue, its normaliser exact."""
+        scores = self.exact_scores(row).astype(np.float64)
+        log_norm = _log_sum_exp(scores)
+        keep = np.ones(len(scores), dtype=bool)
+        keep[banned] = False
+        kept = np.flatnonzero(keep)
+        ranked = kept[np.lexsort((self.order[kept], -scores[kept]))[:k]]
+        return ranked, np.exp(scores[ranked] - log_norm)
 
     def _mixture(
         self,
@@ -357,21 +494,6 @@ class AnnCatalogue:
         at = np.searchsorted(candidates, returns.items)
         mixed[at] = np.logaddexp(mixed[at], boost + np.log(returns.probabilities))
         return mixed, float(np.logaddexp(log_explore, boost + np.log(returns.probabilities.sum())))
-
-    def _log_normaliser(self, query: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> float:
-        """log of the softmax's sum over the catalogue: the candidates' exact terms, plus the other
-        items' terms estimated by the sample items that are not candidates."""
-        sampled = self.sample_items @ query
-        peak = float(max(scores.max(initial=-np.inf), sampled.max()))
-        total = float(np.exp(scores.astype(np.float64) - peak).sum())
-        rest = len(self.items) - len(candidates)
-        counted = self.sample_slot[candidates]  # the sample items among the candidates: exact above
-        counted = counted[counted >= 0]
-        outside = len(sampled) - len(counted)
-        if rest > 0 and outside > 0:
-            terms = np.exp(sampled.astype(np.float64) - peak)
-            total += rest * (float(terms.sum()) - float(terms[counted].sum())) / outside
-        return peak + float(np.log(total))
 
     def exact_scores(self, row: np.ndarray) -> np.ndarray:
         """Every item's logit, as the uncut graph makes it, for one row of the cut graphs' output."""

@@ -471,8 +471,8 @@ def _catalogue_predictions(
     candidates = catalogue.candidates(catalogue.queries(scored), counts)
     ids = loaded.vocab.ids
     out: list[Prediction] = []
-    for position, row in enumerate(rows):
-        top, probabilities = catalogue.top_k(scored[position], k, banned[position], candidates[position])
+    ranked = catalogue.rank(scored, k, banned, candidates)
+    for row, (top, probabilities) in zip(rows, ranked, strict=True):
         items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
         state = None if states is None else (loaded.version, states[row].tobytes())
         out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
