@@ -128,6 +128,21 @@ def test_answers_are_bit_identical_at_batch_1_and_64(
         assert chunked == batched, f"batches of {size} differ from one batch of 64"
 
 
+def test_a_row_ranked_over_every_item_leaves_the_rest_of_its_batch_as_it_was(
+    approx: OnnxRecommender, histories: list[History]
+) -> None:
+    histories = histories[:16]
+    exclude: list[set[str]] = [set() for _ in histories]
+    exclude[5] = set(approx.vocab.ids) - {"sku-7", "sku-9", "sku-11"}  # its candidates leave too few
+    batched = approx.recommend(histories, k=20, exclude=exclude)
+    alone = [
+        p for h, e in zip(histories, exclude, strict=True) for p in approx.recommend([h], k=20, exclude=[e])
+    ]
+    assert batched == alone
+    assert sorted(_ids(batched[5])) == ["sku-11", "sku-7", "sku-9"]
+    assert sum(p for _, p in batched[5].items) < 1.0
+
+
 def test_stepped_answers_are_bit_identical_at_batch_1_and_64(
     approx: OnnxRecommender, histories: list[History]
 ) -> None:
