@@ -54,6 +54,7 @@ MIN_ITEMS_ENV = "STREAMS_ANN_MIN_ITEMS"
 CACHE_DIR_ENV = "STREAMS_ANN_CACHE_DIR"
 DEFAULT_MIN_ITEMS = 100_000
 QUERY_NAME = "query"  # the cut graphs' first output, in place of `logits`
+EXPLORE_NAME = "explore"  # a repeat-aware graph's catalogue product, before the returns are mixed in
 LOGITS_NAME = "logits"
 # What a repeat-aware export names inside its graphs (`streams.model.export`): the gate's logit
 # [batch] and the return attention over the input events [batch, time].
@@ -154,14 +155,16 @@ class RepeatLayout:
 
 
 def cut_graph(
-    model: onnx.ModelProto, outputs: tuple[str, ...], repeat_events: int = 0
+    model: onnx.ModelProto, outputs: tuple[str, ...], repeat_events: int = 0, *, keep_explore: bool = False
 ) -> tuple[CutGraph, np.ndarray]:
     """(the graph returning the query instead of `logits`, its item matrix [vocab + reserved, dim]).
 
     `logits` must be made by a MatMul of the query with a constant [dim, vocab] matrix (how every
     SessionNet export ends), or, for a repeat-aware graph, by a scatter of the returns into such a
     product; anything else is refused rather than served wrong. `repeat_events`: for a repeat-aware
-    graph, the widest input it is given (the attention is padded to it, so every row has one width)."""
+    graph, the widest input it is given (the attention is padded to it, so every row has one width).
+    `keep_explore`: a repeat-aware graph also returns the product itself (`EXPLORE_NAME`) just
+    before the packed row, for `mixed_logits`."""
     graph = model.graph
     producer = next((node for node in graph.node if LOGITS_NAME in node.output), None)
     constants = {init.name: init for init in graph.initializer}
@@ -184,7 +187,14 @@ def cut_graph(
     graph.output.append(
         onnx.helper.make_tensor_value_info(QUERY_NAME, onnx.TensorProto.FLOAT, ["batch", width])
     )
-    served = tuple(QUERY_NAME if name == LOGITS_NAME else name for name in outputs)
+    replaced: tuple[str, ...] = (QUERY_NAME,)
+    if repeat and keep_explore:
+        graph.node.append(onnx.helper.make_node("Identity", [producer.output[0]], [EXPLORE_NAME]))
+        graph.output.append(
+            onnx.helper.make_tensor_value_info(EXPLORE_NAME, onnx.TensorProto.FLOAT, ["batch", len(items)])
+        )
+        replaced = (EXPLORE_NAME, QUERY_NAME)
+    served = tuple(part for name in outputs for part in (replaced if name == LOGITS_NAME else (name,)))
     cut = Extractor(model).extract_model([i.name for i in graph.input], list(served))
     return CutGraph(cut.SerializeToString(), served), np.ascontiguousarray(items, dtype=np.float32)
 
@@ -248,6 +258,30 @@ def returns_of(row: np.ndarray, layout: RepeatLayout, reserved: int) -> Returns:
     items, where = np.unique(indices[attended] - reserved, return_inverse=True)
     summed = np.bincount(where, weights=attention[attended].astype(np.float64), minlength=len(items))
     return Returns(float(row[layout.dim]), items, summed)
+
+
+def mixed_logits(explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, reserved: int) -> np.ndarray:
+    """The logits a repeat-aware graph makes, from its catalogue product `explore` [rows, vocab]
+    (reserved indices first) and its packed rows (`RepeatLayout`), in numpy: an attended item gets
+    log(exp(explore) + exp(gate + lse) * P_return), lse the row's log-sum-exp of explore over every
+    index; every other index keeps its explore logit.
+
+    Made here rather than in the graph because a row's sums must not depend on the row's place in
+    its batch: ONNX Runtime's reductions over the catalogue gave one row of 64 on the shipped model
+    other last bits at another place in a batch, while numpy sums each row alone, in one order.
+    The attended items' columns are written in place in `explore`, which is returned."""
+    peak = explore.max(axis=1, keepdims=True)
+    lse = (peak + np.log(np.exp(explore - peak).sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
+    attention = packed[:, layout.dim + 1 : layout.dim + 1 + layout.events]
+    indices = packed[:, layout.dim + 1 + layout.events : layout.width].astype(np.int64)
+    row, event = np.nonzero((attention > 0) & (indices >= reserved))
+    vocabulary = explore.shape[1]
+    keys, where = np.unique(row * vocabulary + indices[row, event], return_inverse=True)
+    probabilities = np.bincount(where, weights=attention[row, event].astype(np.float64), minlength=len(keys))
+    owner, column = np.divmod(keys, vocabulary)
+    boost = packed[owner, layout.dim].astype(np.float64) + lse[owner]
+    explore[owner, column] = np.logaddexp(explore[owner, column], boost + np.log(probabilities))
+    return explore
 
 
 class AnnCatalogue:
@@ -331,7 +365,7 @@ class AnnCatalogue:
         )
         returned = self._returns(rows) if self.repeat is not None else None
         if returned is not None:
-            keys = np.union1d(keys, returned[0])  # sorted: row by row, then by position
+            keys = _union(keys, returned[0])  # sorted: row by row, then by position
         row_of = keys // n
         positions = keys - row_of * n
         bounds = np.searchsorted(row_of, np.arange(count + 1))
@@ -345,7 +379,7 @@ class AnnCatalogue:
         log_norm = self._log_normalisers(explore, sampled, positions, row_of, bounds)
         if returned is not None:
             explore, log_norm = self._mixtures(queries, rows, keys, explore, log_norm, returned)
-        return self._best(k, n, banned, keys, row_of, positions, explore, log_norm, rows)
+        return self._best(k, banned, keys, bounds, explore, log_norm, rows)
 
     def _returns(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the rows' attended items as sorted unique row * n + position keys, each one's return
@@ -429,36 +463,50 @@ class AnnCatalogue:
     def _best(
         self,
         k: int,
-        n: int,
         banned: list[np.ndarray],
         keys: np.ndarray,
-        row_of: np.ndarray,
-        positions: np.ndarray,
+        bounds: np.ndarray,
         scores: np.ndarray,
         log_norm: np.ndarray,
         rows: np.ndarray,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each row's best k kept candidates and their probabilities; a row left with fewer than k
-        is ranked over every item."""
-        count = len(rows)
+        is ranked over every item. Only a row's few best are sorted: whole-batch sorts cost more
+        than the rest of the ranking here."""
+        n, count = len(self.items), len(rows)
+        row_of = keys // n
+        positions = keys - row_of * n
         wanted = np.minimum(k, n - np.fromiter(map(len, banned), dtype=np.int64, count=count))
-        banned_keys = np.concatenate([b + row * n for row, b in enumerate(banned) if len(b)] or [keys[:0]])
-        kept = np.flatnonzero(~np.isin(keys, banned_keys)) if len(banned_keys) else np.arange(len(keys))
-        ranked = kept[np.lexsort((self.order[positions[kept]], -scores[kept], row_of[kept]))]
+        live = scores.copy()
+        banned_keys = [b + row * n for row, b in enumerate(banned) if len(b)]
+        if banned_keys:
+            live[_members(keys, np.sort(np.concatenate(banned_keys)))] = -np.inf
+        # each row's k-th best score bounds what it keeps (ties at it are settled by the sort below)
+        sizes = np.diff(bounds)
+        width = int(sizes.max(initial=0))
+        cut = min(k, width)
+        floor = np.full(count, np.inf)
+        if cut > 0:
+            grid = np.full((count, width), -np.inf)
+            grid[row_of, np.arange(len(keys)) - bounds[row_of]] = live
+            floor = np.partition(grid, width - cut, axis=1)[:, width - cut]
+        near = np.flatnonzero((live >= floor[row_of]) & np.isfinite(live))
+        ranked = near[np.lexsort((self.order[positions[near]], -live[near], row_of[near]))]
         owner = row_of[ranked]
-        place = np.arange(len(ranked)) - np.searchsorted(owner, owner)
-        chosen = ranked[place < wanted[owner]]
-        probabilities = np.exp(scores[chosen] - log_norm[row_of[chosen]])
-        ends = np.cumsum(np.bincount(row_of[chosen], minlength=count))
+        chosen = ranked[np.arange(len(ranked)) - np.searchsorted(owner, owner) < wanted[owner]]
+        top = positions[chosen]
+        probabilities = np.exp(live[chosen] - log_norm[row_of[chosen]])
+        ends = np.cumsum(np.bincount(row_of[chosen], minlength=count)).tolist()
         out: list[tuple[np.ndarray, np.ndarray]] = []
-        for row in range(count):
-            lo, hi = (ends[row - 1] if row else 0), ends[row]
-            if wanted[row] <= 0:
-                out.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)))
-            elif hi - lo < wanted[row]:  # the lists read held too few for this row
-                out.append(self._rank_everything(rows[row], int(wanted[row]), banned[row]))
+        lo = 0
+        for row, (hi, need) in enumerate(zip(ends, wanted.tolist(), strict=True)):
+            if need <= 0:
+                out.append((top[:0], probabilities[:0]))
+            elif hi - lo < need:  # the lists read held too few for this row
+                out.append(self._rank_everything(rows[row], need, banned[row]))
             else:
-                out.append((positions[chosen[lo:hi]], probabilities[lo:hi]))
+                out.append((top[lo:hi], probabilities[lo:hi]))
+            lo = hi
         return out
 
     def _rank_everything(self, row: np.ndarray, k: int, banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -510,6 +558,28 @@ class AnnCatalogue:
         scores = self.exact_scores(row)
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.lexsort((self.order[top], -scores[top]))]
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each of `keys` sits or would be inserted in `sorted_keys` (sorted, unique), whether
+    it is there)."""
+    at = np.searchsorted(sorted_keys, keys)
+    held = at < len(sorted_keys)
+    held[held] = sorted_keys[at[held]] == keys[held]
+    return at, held
+
+
+def _members(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Indices into `sorted_keys` (sorted, unique) of those of `keys` it holds."""
+    at, held = _lookup(sorted_keys, keys)
+    return at[held]
+
+
+def _union(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted arrays of unique keys, by insertion: numpy's sort of the joined
+    arrays costs several times more (about 25 ns a key on this project's machines)."""
+    at, held = _lookup(first, second)
+    return np.insert(first, at[~held], second[~held])
 
 
 def _log_sum_exp(values: np.ndarray) -> float:

@@ -76,7 +76,7 @@ Carried = tuple[str, bytes]
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    session: ort.InferenceSession
+    session: Session
     state_size: int
     attend: int
     outputs: tuple[str, ...] = STEP_OUTPUT_NAMES
@@ -85,7 +85,7 @@ class _Step:
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     directory: Path
-    session: ort.InferenceSession
+    session: Session
     vocab: ItemVocab
     featurizer: Featurizer
     metadata: dict[str, Any] = field(repr=False)
@@ -126,17 +126,22 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
                 directory,
                 len(metadata["vocabulary"]["items"]),
             )
-    session = _session(directory / metadata["model"]["file"], threads)
+    session: Session = _session(directory / metadata["model"]["file"], threads)
     serving = metadata.get("serving", {"mode": "window"})
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
     _check_names(directory, session, INPUT_NAMES, outputs)
-    step = None
+    step_session: Session | None = None
     if serving["mode"] == "step":
         step_session = _session(directory / serving["step_file"], threads)
         _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
-        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]))
     elif serving["mode"] != "window":
         raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
+    mixed = _mixture_sessions(directory, metadata, outputs, threads)
+    if mixed is not None:
+        session, step_session = mixed
+    step = None
+    if step_session is not None:
+        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]))
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
     return _Loaded(directory, session, vocab, featurizer, metadata, step)
@@ -170,6 +175,61 @@ def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loa
         items, vocab.order[RESERVED:], index, params, reserved=reserved, repeat=repeat
     )
     return _Loaded(directory, session, vocab, featurizer, metadata, step, catalogue)
+
+
+class MixtureSession:
+    """A repeat-aware graph whose logits are mixed in numpy (`ann.mixed_logits`), so that a row's
+    logits do not depend on its place in the batch; `run` answers as the uncut graph's does."""
+
+    def __init__(self, cut: ann.CutGraph, layout: ann.RepeatLayout, threads: int) -> None:
+        self.session = _session(cut.onnx_bytes, threads)
+        self.layout = layout
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        asked = [
+            part
+            for name in names
+            for part in ((ann.EXPLORE_NAME, ann.QUERY_NAME) if name == ann.LOGITS_NAME else (name,))
+        ]
+        parts = self.session.run(asked, feeds)
+        at = names.index(ann.LOGITS_NAME)
+        logits = ann.mixed_logits(parts[at], parts[at + 1], self.layout, RESERVED)
+        return [*parts[:at], logits, *parts[at + 2 :]]
+
+
+Session = ort.InferenceSession | MixtureSession
+
+
+def _mixture_sessions(
+    directory: Path, metadata: dict[str, Any], outputs: tuple[str, ...], threads: int
+) -> tuple[MixtureSession, MixtureSession | None] | None:
+    """A repeat-aware artifact's graphs with the mixture taken out of them (`MixtureSession`);
+    None for any other artifact, or one exported before the repeat tensors were named (its own
+    graphs then serve, whose last bits can move with a row's place in the batch)."""
+    net = metadata["model"].get("net", {})
+    if not net.get("repeat"):
+        return None
+    serving = metadata.get("serving", {"mode": "window"})
+    events = max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0)))
+    try:
+        window, items = ann.cut_graph(
+            onnx.load(str(directory / metadata["model"]["file"])), outputs, events, keep_explore=True
+        )
+        step = None
+        if serving["mode"] == "step":
+            step = ann.cut_graph(
+                onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES, events, keep_explore=True
+            )[0]
+    except ann.UnnamedRepeatTensors:
+        log.warning(
+            "%s: a repeat-aware model exported without named repeat tensors: its own graphs serve", directory
+        )
+        return None
+    layout = ann.RepeatLayout(items.shape[1], events)
+    return (
+        MixtureSession(window, layout, threads),
+        None if step is None else MixtureSession(step, layout, threads),
+    )
 
 
 def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
@@ -473,7 +533,7 @@ def _catalogue_predictions(
     out: list[Prediction] = []
     ranked = catalogue.rank(scored, k, banned, candidates)
     for row, (top, probabilities) in zip(rows, ranked, strict=True):
-        items = [(ids[i], p) for i, p in zip(top.tolist(), probabilities.tolist(), strict=True)]
+        items = list(zip(map(ids.__getitem__, top.tolist()), probabilities.tolist(), strict=True))
         state = None if states is None else (loaded.version, states[row].tobytes())
         out.append(Prediction(items=items, purchase_intent=float(intent[row]), state=state))
     return out

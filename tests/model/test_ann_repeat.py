@@ -279,4 +279,29 @@ def test_a_repeat_aware_artifact_without_named_tensors_is_scored_over_every_item
     assert fallback.catalogue is None
     assert "without named repeat tensors" in caplog.text
     history = [views(["11", "140", "11"])]
-    assert fallback.recommend(history, k=5) == OnnxRecommender(model_dir).recommend(history, k=5)
+    [old], [named] = fallback.recommend(history, k=5), OnnxRecommender(model_dir).recommend(history, k=5)
+    # the named export's mixture is made in numpy, the older one's in its graph: the same to rounding
+    assert _ids(old) == _ids(named)
+    assert [p for _, p in old.items] == pytest.approx([p for _, p in named.items], rel=1e-5)
+
+
+def test_the_mixture_made_in_numpy_gives_the_graphs_logits(model_dir: Path) -> None:
+    import json
+
+    import onnxruntime as ort
+
+    from streams.model.features import Featurizer, FeaturizerConfig, ItemVocab
+
+    served = OnnxRecommender(model_dir)  # exact path: the graph's product, the mixture in numpy
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    featurizer = Featurizer(
+        ItemVocab(metadata["vocabulary"]["items"]), FeaturizerConfig.from_dict(metadata["featurizer"])
+    )
+    histories = _histories(ITEMS, 40, seed=4)
+    feeds = featurizer.encode(histories, pad_to=served.window)
+    [graph] = ort.InferenceSession(str(model_dir / "model.onnx")).run(["logits"], feeds)
+    logits, _ = served.score(histories)
+    assert logits.shape == graph.shape
+    # softmax-equivalent: the graph's logits are the mixture's log shifted by one constant per row
+    shift = (logits - graph)[:, RESERVED:]
+    assert np.allclose(shift, shift[:, :1], atol=2e-5)
