@@ -51,7 +51,7 @@ def _ids(prediction: object) -> list[str]:
 def test_below_the_threshold_the_exact_path_serves(
     monkeypatch: pytest.MonkeyPatch, exact: OnnxRecommender, cache_dir: Path
 ) -> None:
-    assert exact.catalogue is None  # 2,000 items, default threshold 100,000
+    assert exact.catalogue is None  # 2,000 items, default threshold 20,000
     monkeypatch.setenv(ann.MIN_ITEMS_ENV, "2001")
     assert OnnxRecommender(DEFAULT_MODEL).catalogue is None
     monkeypatch.setenv(ann.MIN_ITEMS_ENV, "2_000")
