@@ -126,19 +126,21 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
                 directory,
                 len(metadata["vocabulary"]["items"]),
             )
-    session: Session = _session(directory / metadata["model"]["file"], threads)
     serving = metadata.get("serving", {"mode": "window"})
-    outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
-    _check_names(directory, session, INPUT_NAMES, outputs)
-    step_session: Session | None = None
-    if serving["mode"] == "step":
-        step_session = _session(directory / serving["step_file"], threads)
-        _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
-    elif serving["mode"] != "window":
+    if serving["mode"] not in ("step", "window"):
         raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
+    outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
     mixed = _mixture_sessions(directory, metadata, outputs, threads)
+    session: Session
+    step_session: Session | None = None
     if mixed is not None:
         session, step_session = mixed
+    else:
+        session = _session(directory / metadata["model"]["file"], threads)
+        _check_names(directory, session, INPUT_NAMES, outputs)
+        if serving["mode"] == "step":
+            step_session = _session(directory / serving["step_file"], threads)
+            _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
     step = None
     if step_session is not None:
         step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]))
