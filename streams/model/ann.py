@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 MIN_ITEMS_ENV = "STREAMS_ANN_MIN_ITEMS"
 CACHE_DIR_ENV = "STREAMS_ANN_CACHE_DIR"
-# the 43,097-item Diginetica model, batch 64: 1,560 events/s scoring every item, about 8,000 from the index
+# the 43,097-item Diginetica model, batch 64: 1,560 events/s scoring every item, about 6,500 from the index
 DEFAULT_MIN_ITEMS = 20_000
 QUERY_NAME = "query"  # the cut graphs' first output, in place of `logits`
 EXPLORE_NAME = "explore"  # a repeat-aware graph's catalogue product, before the returns are mixed in
