@@ -245,25 +245,18 @@ def _pack_returns(graph: onnx.GraphProto, query: str, layout: RepeatLayout, voca
     return layout.width
 
 
-@dataclass(frozen=True, slots=True)
-class Returns:
-    """One row's repeat head: the gate's logit, and the attended items (catalogue positions, sorted,
-    unique) with their return probability (the attention of the events holding them, summed)."""
-
-    gate: float
-    items: np.ndarray
-    probabilities: np.ndarray  # float64
-
-
-def returns_of(row: np.ndarray, layout: RepeatLayout, reserved: int) -> Returns:
-    """The repeat part of a cut graph's row. Padding and the reserved indices are no catalogue item:
-    their return probability is dropped, as the exact path drops their columns."""
-    attention = row[layout.dim + 1 : layout.dim + 1 + layout.events]
-    indices = row[layout.dim + 1 + layout.events : layout.width].astype(np.int64)
-    attended = (attention > 0) & (indices >= reserved)
-    items, where = np.unique(indices[attended] - reserved, return_inverse=True)
-    summed = np.bincount(where, weights=attention[attended].astype(np.float64), minlength=len(items))
-    return Returns(float(row[layout.dim]), items, summed)
+def attended(packed: np.ndarray, layout: RepeatLayout, reserved: int) -> tuple[np.ndarray, ...]:
+    """(row, vocabulary index, return probability) of each catalogue item the rows of a cut graph's
+    output attend to, one entry per row and item, sorted by row then index; an item's probability
+    is the attention of the events holding it, summed in event order. Padding and the reserved
+    indices are no catalogue item: dropped, as the exact path drops their columns."""
+    attention = packed[:, layout.dim + 1 : layout.dim + 1 + layout.events]
+    indices = packed[:, layout.dim + 1 + layout.events : layout.width].astype(np.int64)
+    row, event = np.nonzero((attention > 0) & (indices >= reserved))
+    keys, where = np.unique(row * MAX_PACKED_ITEMS + indices[row, event], return_inverse=True)
+    probabilities = np.bincount(where, weights=attention[row, event].astype(np.float64), minlength=len(keys))
+    owner, index = np.divmod(keys, MAX_PACKED_ITEMS)
+    return owner, index, probabilities
 
 
 def mixed_logits(explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, reserved: int) -> np.ndarray:
@@ -278,13 +271,7 @@ def mixed_logits(explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, 
     The attended items' columns are written in place in `explore`, which is returned."""
     peak = explore.max(axis=1, keepdims=True)
     lse = (peak + np.log(np.exp(explore - peak).sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
-    attention = packed[:, layout.dim + 1 : layout.dim + 1 + layout.events]
-    indices = packed[:, layout.dim + 1 + layout.events : layout.width].astype(np.int64)
-    row, event = np.nonzero((attention > 0) & (indices >= reserved))
-    vocabulary = explore.shape[1]
-    keys, where = np.unique(row * vocabulary + indices[row, event], return_inverse=True)
-    probabilities = np.bincount(where, weights=attention[row, event].astype(np.float64), minlength=len(keys))
-    owner, column = np.divmod(keys, vocabulary)
+    owner, column, probabilities = attended(packed, layout, reserved)
     boost = packed[owner, layout.dim].astype(np.float64) + lse[owner]
     explore[owner, column] = np.logaddexp(explore[owner, column], boost + np.log(probabilities))
     return explore
@@ -345,12 +332,6 @@ class AnnCatalogue:
             out.append(np.sort(found[found >= 0].astype(np.int64)))  # -1: fewer found than asked
         return out
 
-    def top_k(
-        self, row: np.ndarray, k: int, banned: np.ndarray, candidates: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`rank` for one row."""
-        return self.rank(row[None, :], k, [banned], [candidates])[0]
-
     def rank(
         self, rows: np.ndarray, k: int, banned: list[np.ndarray], candidates: list[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -385,20 +366,14 @@ class AnnCatalogue:
         log_norm = self._log_normalisers(explore, sampled, positions, row_of, bounds)
         if returned is not None:
             explore, log_norm = self._mixtures(queries, rows, keys, explore, log_norm, returned)
-        return self._best(k, banned, keys, bounds, explore, log_norm, rows)
+        return self._best(k, banned, keys, row_of, positions, bounds, explore, log_norm, rows)
 
     def _returns(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the rows' attended items as sorted unique row * n + position keys, each one's return
-        probability: the attention of the events holding it, summed in event order)."""
-        layout, reserved, n = self.repeat, len(self.reserved), len(self.items)
-        assert layout is not None
-        attention = rows[:, layout.dim + 1 : layout.dim + 1 + layout.events]
-        indices = rows[:, layout.dim + 1 + layout.events : layout.width].astype(np.int64)
-        # padding and the reserved indices are no catalogue item: the exact path drops their columns
-        row, event = np.nonzero((attention > 0) & (indices >= reserved))
-        keys, where = np.unique(row * n + indices[row, event] - reserved, return_inverse=True)
-        weights = attention[row, event].astype(np.float64)
-        return keys, np.bincount(where, weights=weights, minlength=len(keys))
+        probability)."""
+        assert self.repeat is not None
+        owner, index, probabilities = attended(rows, self.repeat, len(self.reserved))
+        return owner * len(self.items) + index - len(self.reserved), probabilities
 
     def _log_normalisers(
         self,
@@ -471,6 +446,8 @@ class AnnCatalogue:
         k: int,
         banned: list[np.ndarray],
         keys: np.ndarray,
+        row_of: np.ndarray,
+        positions: np.ndarray,
         bounds: np.ndarray,
         scores: np.ndarray,
         log_norm: np.ndarray,
@@ -480,8 +457,6 @@ class AnnCatalogue:
         is ranked over every item. Only a row's few best are sorted: whole-batch sorts cost more
         than the rest of the ranking here."""
         n, count = len(self.items), len(rows)
-        row_of = keys // n
-        positions = keys - row_of * n
         wanted = np.minimum(k, n - np.fromiter(map(len, banned), dtype=np.int64, count=count))
         live = scores.copy()
         banned_keys = [b + row * n for row, b in enumerate(banned) if len(b)]
@@ -525,39 +500,14 @@ class AnnCatalogue:
         ranked = kept[np.lexsort((self.order[kept], -scores[kept]))[:k]]
         return ranked, np.exp(scores[ranked] - log_norm)
 
-    def _mixture(
-        self,
-        query: np.ndarray,
-        candidates: np.ndarray,
-        scores: np.ndarray,
-        returns: Returns,
-        log_explore: float,
-    ) -> tuple[np.ndarray, float]:
-        """(the candidates' logits as the repeat-aware graph makes them, float64; the log of their
-        softmax's normaliser over the catalogue). `candidates` is sorted and holds the attended
-        items; `log_explore` is the log of the explore normaliser over the catalogue.
-
-        The graph gives an attended item log(exp(explore) + exp(gate + lse) * P_return), lse the
-        log-sum-exp of explore over every index (the reserved ones too), and every other item its
-        explore logit; the returns add exp(gate + lse) * (their P_return) to the normaliser."""
-        lse = float(np.logaddexp(log_explore, _log_sum_exp(self.reserved @ query)))
-        boost = returns.gate + lse
-        mixed = scores.astype(np.float64)
-        if not len(returns.items):
-            return mixed, log_explore
-        at = np.searchsorted(candidates, returns.items)
-        mixed[at] = np.logaddexp(mixed[at], boost + np.log(returns.probabilities))
-        return mixed, float(np.logaddexp(log_explore, boost + np.log(returns.probabilities.sum())))
-
     def exact_scores(self, row: np.ndarray) -> np.ndarray:
         """Every item's logit, as the uncut graph makes it, for one row of the cut graphs' output."""
         query = row[: self.dim]
         scores = self.items @ query
         if self.repeat is None:
             return scores
-        returns = returns_of(row, self.repeat, len(self.reserved))
-        everything = np.arange(len(self.items), dtype=np.int64)
-        return self._mixture(query, everything, scores, returns, _log_sum_exp(scores))[0]
+        explore = np.concatenate([self.reserved @ query, scores])[None, :]
+        return mixed_logits(explore, row[None, :], self.repeat, len(self.reserved))[0, len(self.reserved) :]
 
     def exact_top_k(self, row: np.ndarray, k: int) -> np.ndarray:
         """The true best k by exact scores over the whole catalogue (the index's recall reference)."""

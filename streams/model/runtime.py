@@ -156,9 +156,7 @@ def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loa
     if serving["mode"] not in ("step", "window"):
         raise ValueError(f"{directory}: unknown serving mode {serving['mode']!r}")
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
-    net = metadata["model"].get("net", {})
-    # a repeat-aware graph's attention is padded to the widest input either graph is given
-    events = max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0))) if net.get("repeat") else 0
+    events = _repeat_events(metadata)
     window, items = ann.cut_graph(onnx.load(str(directory / metadata["model"]["file"])), outputs, events)
     session = _session(window.onnx_bytes, threads)
     step = None
@@ -208,11 +206,10 @@ def _mixture_sessions(
     """A repeat-aware artifact's graphs with the mixture taken out of them (`MixtureSession`);
     None for any other artifact, or one exported before the repeat tensors were named (its own
     graphs then serve, whose last bits can move with a row's place in the batch)."""
-    net = metadata["model"].get("net", {})
-    if not net.get("repeat"):
+    events = _repeat_events(metadata)
+    if not events:
         return None
     serving = metadata.get("serving", {"mode": "window"})
-    events = max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0)))
     try:
         window, items = ann.cut_graph(
             onnx.load(str(directory / metadata["model"]["file"])), outputs, events, keep_explore=True
@@ -232,6 +229,13 @@ def _mixture_sessions(
         MixtureSession(window, layout, threads),
         None if step is None else MixtureSession(step, layout, threads),
     )
+
+
+def _repeat_events(metadata: dict[str, Any]) -> int:
+    """For a repeat-aware artifact, the widest input either graph is given (the cut graphs pad the
+    return attention to it); 0 for any other."""
+    net = metadata["model"].get("net", {})
+    return max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0))) if net.get("repeat") else 0
 
 
 def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
