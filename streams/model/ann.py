@@ -320,16 +320,22 @@ class AnnCatalogue:
         return np.ascontiguousarray(rows[:, : self.dim])
 
     def candidates(self, queries: np.ndarray, counts: list[int]) -> list[np.ndarray]:
-        """Each row's `counts[i]` nearest items by the index, sorted by item position. Each query is
-        searched alone, so that its answer depends on it and its count only."""
+        """Each row's `counts[i]` nearest items by the index, sorted by item position.
+
+        The rows asking for the same count are searched in one call. A row's answer still depends on
+        it and its count only: on one thread the fast-scan search quantizes each query's lookup
+        tables alone and reads a query's lists in list order whatever the batch, and the result
+        handler (heap or reservoir) is chosen by the count, not by the number of queries."""
         import faiss
 
         faiss.omp_set_num_threads(1)
-        out: list[np.ndarray] = []
-        for query, count in zip(queries, counts, strict=True):
-            _, keys = self.index.search(query[None, :], min(count, len(self.items)))
-            found = keys[0]
-            out.append(np.sort(found[found >= 0].astype(np.int64)))  # -1: fewer found than asked
+        asked = np.minimum(np.asarray(counts, dtype=np.int64), len(self.items))
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(queries)
+        for count in np.unique(asked).tolist():
+            rows = np.flatnonzero(asked == count)
+            _, keys = self.index.search(np.ascontiguousarray(queries[rows]), count)
+            for row, found in zip(rows.tolist(), keys, strict=True):
+                out[row] = np.sort(found[found >= 0].astype(np.int64))  # -1: fewer found than asked
         return out
 
     def rank(

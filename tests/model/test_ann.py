@@ -113,6 +113,22 @@ def test_excluded_items_are_dropped_and_k_still_filled(
     assert sorted(_ids(nearly_all)) == ["sku-7", "sku-9"]
 
 
+def test_a_row_finds_the_same_candidates_alone_and_in_a_batch(
+    approx: OnnxRecommender, histories: list[History]
+) -> None:
+    """Rows asking for the same count share one search; each still gets what it gets alone."""
+    catalogue = approx.catalogue
+    assert catalogue is not None
+    rows, _ = approx.score(histories[:48])
+    queries = catalogue.queries(rows)
+    counts = [160 + (i % 3) * 7 for i in range(48)]  # three groups, and a heap-sized count below
+    counts[5] = 12
+    batched = catalogue.candidates(queries, counts)
+    for query, count, found in zip(queries, counts, batched, strict=True):
+        [alone] = catalogue.candidates(query[None, :], [count])
+        assert np.array_equal(found, alone) and len(found) == count
+
+
 def test_answers_are_bit_identical_at_batch_1_and_64(
     approx: OnnxRecommender, histories: list[History]
 ) -> None:
