@@ -107,7 +107,7 @@ default-model: venv-train
 DIGINETICA ?= ../shared/data/diginetica-srgnn
 eval-diginetica: venv-train
 	$(BIN)/streams train --sessions $(DIGINETICA)/train_sessions.txt.gz --out build/diginetica \
-	  --epochs 8 --decay-after 4 --dropout 0.25 --refit --max-minutes 38 --quiet
+	  --epochs 8 --decay-after 4 --dropout 0.25 --refit --max-minutes 38 --threads 1 --quiet
 	$(BIN)/streams evaluate --model build/diginetica --data $(DIGINETICA) \
 	  --threads 2 --json build/diginetica/evaluation.json
 	@# The serving path, scored by nothing of ours: `streams predict`'s top 20 against the targets.

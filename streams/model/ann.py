@@ -296,9 +296,6 @@ class AnnCatalogue:
         self.params = params
         self.stride = max(1, -(-len(items) // params.tail_sample))
         self.sample_items = np.ascontiguousarray(items[:: self.stride])
-        # each item's row in the sample, or -1
-        self.sample_slot = np.full(len(items), -1, dtype=np.int64)
-        self.sample_slot[:: self.stride] = np.arange(len(self.sample_items))
         # the dropped rows: a repeat-aware graph's log-sum-exp counts them
         self.reserved = np.zeros((0, self.dim), dtype=np.float32) if reserved is None else reserved
         self.repeat = repeat  # a repeat-aware graph's row layout, else None
@@ -402,8 +399,10 @@ class AnnCatalogue:
         if filled.any():
             total[filled] = np.add.reduceat(terms, starts[filled])
         sample_terms = np.exp(sampled.astype(np.float64) - peak[:, None])
-        slot = self.sample_slot[positions]
-        hit = slot >= 0  # sample items among the candidates: counted exactly above
+        # sample items among the candidates, counted exactly above: every stride-th item, so found by
+        # arithmetic rather than by a lookup table read at random
+        slot, offset = np.divmod(positions, self.stride)
+        hit = offset == 0
         counted = np.bincount(row_of[hit], weights=sample_terms[row_of[hit], slot[hit]], minlength=count)
         outside = sampled.shape[1] - np.bincount(row_of[hit], minlength=count)
         rest = len(self.items) - sizes
