@@ -601,8 +601,9 @@ def _run_step(
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best finite values of each row of `values` (2-D), best first; equal values ordered by
-    item id. Returns (row, column) index arrays, row by row (a row has fewer than k when it has
-    fewer finite values). One pass over the whole batch: numpy per row costs more than the sort."""
+    item id (`order`: each column's rank, no two alike). Returns (row, column) index arrays, row by
+    row (a row has fewer than k when it has fewer finite values). One pass over the whole batch:
+    numpy per row costs more than the sort."""
     rows, n = values.shape
     k = min(k, n)
     if k <= 0 or not rows:
@@ -614,16 +615,37 @@ def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, n
     head = min(n, max(TOP_K_HEAD, n // 4))
     if k < head:
         floor = np.partition(values[:, :head], head - k, axis=1)[:, head - k : head - k + 1]
-        chosen = (values >= floor) & np.isfinite(values)
+        flat = np.flatnonzero(values >= floor)  # NaN fails it, and -inf unless the floor is -inf
     else:
-        chosen = np.isfinite(values)
-    row_of, column = np.divmod(np.flatnonzero(chosen), n)
-    ranked = np.lexsort((order[column], -values[row_of, column], row_of))
+        flat = np.arange(values.size)
+    picked = np.take(values, flat)
+    finite = np.isfinite(picked)  # on the few that passed, not on the whole batch
+    flat, picked = flat[finite], picked[finite]
+    row_of, column = np.divmod(flat, n)
+    ranked = _ranking(row_of, picked, order[column], rows, n)
     row_of, column = row_of[ranked], column[ranked]
     # Ties at the threshold can leave more than k in a row: keep each row's first k.
     starts = np.searchsorted(row_of, np.arange(rows))
     keep = np.arange(len(row_of)) - starts[row_of] < k
     return row_of[keep], column[keep]
+
+
+def _ranking(row_of: np.ndarray, values: np.ndarray, ranks: np.ndarray, rows: int, n: int) -> np.ndarray:
+    """The order of entries by row, then value (best first), then rank (each below `n`, unique in a
+    row). float32 values and a key that fits 64 bits: one sort of one integer key per entry (row,
+    the value's bits flipped to sort best first, rank), a third of a three-key lexsort's time."""
+    rank_bits = max(n - 1, 1).bit_length()
+    if values.dtype != np.float32 or max(rows - 1, 1).bit_length() + 32 + rank_bits > 64:
+        return np.lexsort((ranks, -values, row_of))
+    # + 0: -0.0 becomes +0.0, equal to it as a float, so that the two also tie in the key
+    bits = (values + np.float32(0)).view(np.uint32)
+    # IEEE order as unsigned integers: negatives' bits all flipped, positives' sign bit set; then
+    # all flipped again, best first
+    ascending = bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000))
+    key = row_of.astype(np.uint64) << np.uint64(32 + rank_bits)
+    key |= (~ascending).astype(np.uint64) << np.uint64(rank_bits)
+    key |= ranks.astype(np.uint64)
+    return np.argsort(key)
 
 
 class RecommenderRanker:

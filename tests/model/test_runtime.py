@@ -278,3 +278,19 @@ def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.
         got = [columns[rows == r].tolist() for r in range(len(values))]
         assert got == [_top_k_of_one_row(row, order, k) for row in values], f"k={k}"
     assert [len(c) for c in _top_k(values, order, 0)] == [0, 0]
+
+
+def test_top_k_orders_signed_values_and_zeros_as_floats_compare() -> None:
+    """The ranking sorts float32 values by their bits: negatives, -0.0 against 0.0 (equal: the tie
+    goes to the item-id rank), tiny and huge magnitudes must come out in float order. (-inf: what
+    an exclusion writes; logits are never NaN or +inf.)"""
+    from streams.model.runtime import _top_k
+
+    rng = np.random.default_rng(5)
+    pool = np.array([-0.0, 0.0, -1e-40, 1e-40, -3.5, 3.5, -1e30, 1e30, -np.inf], np.float32)
+    values = np.concatenate([rng.choice(pool, size=(6, 30)), rng.standard_normal((6, 30))]).astype(np.float32)
+    order = rng.permutation(30).astype(np.int64)
+    for k in (1, 7, 30):
+        rows, columns = _top_k(values, order, k)
+        got = [columns[rows == r].tolist() for r in range(len(values))]
+        assert got == [_top_k_of_one_row(row, order, k) for row in values], f"k={k}"
