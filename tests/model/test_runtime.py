@@ -14,7 +14,7 @@ from streams.core.processor import Processor
 from streams.core.state import UserState
 from streams.generate import TrafficConfig, generate_traffic
 from streams.live.malloc import heap_usage
-from streams.model.features import history_of
+from streams.model.features import RESERVED, history_of
 from streams.model.runtime import OnnxRecommender, Prediction, RecommenderRanker
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "onnx" / "default"
@@ -60,6 +60,23 @@ def test_recommends_known_items_for_a_generated_shopper(
     scores = [score for _, score in prediction.items]
     assert scores == sorted(scores, reverse=True) and 0.0 < scores[0] <= 1.0
     assert 0.0 <= prediction.purchase_intent <= 1.0
+
+
+def test_probabilities_are_the_softmax_of_the_logits_over_the_catalogue(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    """The repeat-aware model's normaliser is summed by the mixture, not over the mixed logits:
+    it must still be theirs."""
+    histories = [history_of(state.recent) for state in states[:24]]
+    logits, _ = recommender.score(histories)
+    for prediction, row in zip(recommender.recommend(histories, k=20), logits, strict=True):
+        real = row[RESERVED:].astype(np.float64)
+        log_norm = real.max() + np.log(np.exp(real - real.max()).sum())
+        expected = [
+            float(np.exp(real[recommender.vocab.index(item) - RESERVED] - log_norm))
+            for item, _ in prediction.items
+        ]
+        assert [p for _, p in prediction.items] == pytest.approx(expected, rel=1e-5)
 
 
 def test_exclude_removes_items_and_still_fills_k(
