@@ -277,7 +277,8 @@ def mixed_logits(
     exp(gate + lse) times the row's summed return probability (what the mixed columns add), so
     that a softmax over the mixed logits needs no second pass over them."""
     peak = explore.max(axis=1, keepdims=True)
-    terms = np.exp(explore - peak)
+    terms = explore - peak
+    np.exp(terms, out=terms)
     items = terms[:, reserved:].sum(axis=1, keepdims=True)
     lse = (peak + np.log(items + terms[:, :reserved].sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
     owner, column, probabilities = attended(packed, layout, reserved)

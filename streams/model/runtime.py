@@ -414,7 +414,6 @@ class OnnxRecommender:
             start[given_rows], inputs[given_rows] = _decode_carried(step, b"".join(given_bytes))
         names = loaded.outputs(WINDOW_OUTPUT_NAMES)
         made = _run_window(loaded, histories, whole, names)  # the step graph's outputs, in the same order
-        states = made[2]
         if whole:
             encoded = loaded.featurizer.encode(
                 [histories[row] for row in whole], pad_to=step.attend, window=step.attend
@@ -433,12 +432,12 @@ class OnnxRecommender:
             ready.sort()
             moved = [row for row in ready if row in waiting]
             if moved:
-                start[moved] = states[[waiting[row] for row in moved]]
+                start[moved] = made[2][[waiting[row] for row in moved]]
             before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
             inputs[ready] = _append_event(before, newest[ready])
             _run_step(step, ready, inputs, start, made)
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
-        return _Outputs(made[0], made[1], _encode_carried(states, inputs), _normalisers(names, made))
+        return _Outputs(made[0], made[1], _encode_carried(made[2], inputs), _normalisers(names, made))
 
 
 def _normalisers(names: tuple[str, ...], made: list[np.ndarray]) -> np.ndarray | None:
@@ -505,7 +504,9 @@ def _predictions(
     # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
     for lo in range(0, len(rows), PREDICTION_ROWS):
         chunk = rows[lo : lo + PREDICTION_ROWS]
-        scores = logits[chunk, RESERVED:]
+        # the rows of a whole batch in order: a view, which only an exclusion copies
+        whole = isinstance(chunk, range) and chunk.step == 1
+        scores = logits[chunk.start : chunk.stop, RESERVED:] if whole else logits[chunk, RESERVED:]
         # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
         # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one,
         # and none when the mixture has summed the row already.
@@ -519,7 +520,9 @@ def _predictions(
         banned = (
             [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
         )
-        if any(banned):  # `scores` is a copy (fancy indexing): masked in place
+        if any(banned):
+            if whole:
+                scores = scores.copy()  # masked in place below
             lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
             columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
             scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
@@ -590,9 +593,19 @@ def _run_window(
         if len(batch) % 2:
             batch.append([])
         parts = loaded.session.run(list(outputs), loaded.featurizer.encode(batch, pad_to=width))
-        for array, part in zip(arrays, parts, strict=True):
-            array[members] = part[: len(members)]
+        _fill(arrays, members, parts)
     return arrays
+
+
+def _fill(out: list[np.ndarray], rows: Sequence[int], parts: list[np.ndarray]) -> None:
+    """Writes a graph call's `parts` (one row per `rows`, ascending, then any padding row) into
+    `out` at `rows`. A call that made every row of the batch hands its own arrays over: the scores
+    are [rows, catalogue] floats, which a copy would read and write once more."""
+    for at, part in enumerate(parts):
+        if len(rows) == len(out[at]):
+            out[at] = part[: len(rows)]
+        else:
+            out[at][rows] = part[: len(rows)]
 
 
 def _blank(loaded: _Loaded, name: str, at: int, n: int) -> np.ndarray:
@@ -613,17 +626,15 @@ def _run_step(
     start: np.ndarray,
     out: list[np.ndarray],
 ) -> None:
-    """The step graph on `rows` (each from its `start` state, with its `inputs`), written into `out`
-    at those rows. Every call has the same width and an even number of rows (an all-padding row
-    added to an odd count), as `_run_window` explains."""
+    """The step graph on `rows` (ascending; each from its `start` state, with its `inputs`), written
+    into `out` at those rows (`_fill`). Every call has the same width and an even number of rows (an
+    all-padding row added to an odd count), as `_run_window` explains."""
     state, feeds = start[rows], inputs[rows]
     if len(rows) % 2:
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
         feeds = np.concatenate([feeds, np.zeros((1, *feeds.shape[1:]), dtype=np.int64)])
     named = {name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)}
-    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **named})
-    for array, part in zip(out, parts, strict=True):
-        array[rows] = part[: len(rows)]
+    _fill(out, rows, step.session.run(list(step.outputs), {STATE_NAME: state, **named}))
 
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -645,10 +656,10 @@ def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, n
         flat = np.flatnonzero(values >= floor)  # NaN fails it, and -inf unless the floor is -inf
     else:
         flat = np.arange(values.size)
-    picked = np.take(values, flat)
-    finite = np.isfinite(picked)  # on the few that passed, not on the whole batch
-    flat, picked = flat[finite], picked[finite]
     row_of, column = np.divmod(flat, n)
+    picked = values[row_of, column]
+    finite = np.isfinite(picked)  # on the few that passed, not on the whole batch
+    row_of, column, picked = row_of[finite], column[finite], picked[finite]
     ranked = _ranking(row_of, picked, order[column], rows, n)
     row_of, column = row_of[ranked], column[ranked]
     # Ties at the threshold can leave more than k in a row: keep each row's first k.
