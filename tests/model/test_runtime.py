@@ -277,12 +277,20 @@ def _top_k_of_one_row(values: np.ndarray, order: np.ndarray, k: int) -> list[int
     return sorted(finite, key=lambda i: (-values[i], order[i]))[:k]
 
 
+# 0: every batch ranked by the one-key sort, which a batch this small would leave to lexsort
+SORTS = pytest.mark.parametrize("lexsort_entries", [512, 0])
+
+
+@SORTS
 @pytest.mark.parametrize("head", [512, 8])  # 8: the first columns' k-th best bounds the ranking
-def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_top_k_of_a_batch_is_each_rows_own_top_k(
+    head: int, lexsort_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from streams.model import runtime
     from streams.model.runtime import _top_k
 
     monkeypatch.setattr(runtime, "TOP_K_HEAD", head)
+    monkeypatch.setattr(runtime, "LEXSORT_ENTRIES", lexsort_entries)
     rng = np.random.default_rng(3)
     values = rng.integers(0, 6, size=(9, 40)).astype(np.float32)  # many ties at every threshold
     values[2, :37] = -np.inf  # fewer finite values than k
@@ -297,12 +305,17 @@ def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.
     assert [len(c) for c in _top_k(values, order, 0)] == [0, 0]
 
 
-def test_top_k_orders_signed_values_and_zeros_as_floats_compare() -> None:
+@SORTS
+def test_top_k_orders_signed_values_and_zeros_as_floats_compare(
+    lexsort_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The ranking sorts float32 values by their bits: negatives, -0.0 against 0.0 (equal: the tie
     goes to the item-id rank), tiny and huge magnitudes must come out in float order. (-inf: what
     an exclusion writes; logits are never NaN or +inf.)"""
+    from streams.model import runtime
     from streams.model.runtime import _top_k
 
+    monkeypatch.setattr(runtime, "LEXSORT_ENTRIES", lexsort_entries)
     rng = np.random.default_rng(5)
     pool = np.array([-0.0, 0.0, -1e-40, 1e-40, -3.5, 3.5, -1e30, 1e30, -np.inf], np.float32)
     values = np.concatenate([rng.choice(pool, size=(6, 30)), rng.standard_normal((6, 30))]).astype(np.float32)
