@@ -259,8 +259,11 @@ def attended(packed: np.ndarray, layout: RepeatLayout, reserved: int) -> tuple[n
     return owner, index, probabilities
 
 
-def mixed_logits(explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, reserved: int) -> np.ndarray:
-    """The logits a repeat-aware graph makes, from its catalogue product `explore` [rows, vocab]
+def mixed_logits(
+    explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, reserved: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the logits a repeat-aware graph makes, each row's log of their softmax's normaliser over
+    the catalogue items [rows] float64), from its catalogue product `explore` [rows, vocab]
     (reserved indices first) and its packed rows (`RepeatLayout`), in numpy: an attended item gets
     log(exp(explore) + exp(gate + lse) * P_return), lse the row's log-sum-exp of explore over every
     index; every other index keeps its explore logit.
@@ -268,13 +271,23 @@ def mixed_logits(explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, 
     Made here rather than in the graph because a row's sums must not depend on the row's place in
     its batch: ONNX Runtime's reductions over the catalogue gave one row of 64 on the shipped model
     other last bits at another place in a batch, while numpy sums each row alone, in one order.
-    The attended items' columns are written in place in `explore`, which is returned."""
+    The attended items' columns are written in place in `explore`, which is returned.
+
+    The normaliser comes from the pass that makes lse: the catalogue items' explore terms, plus
+    exp(gate + lse) times the row's summed return probability (what the mixed columns add), so
+    that a softmax over the mixed logits needs no second pass over them."""
     peak = explore.max(axis=1, keepdims=True)
-    lse = (peak + np.log(np.exp(explore - peak).sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
+    terms = explore - peak
+    np.exp(terms, out=terms)
+    items = terms[:, reserved:].sum(axis=1, keepdims=True)
+    lse = (peak + np.log(items + terms[:, :reserved].sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
     owner, column, probabilities = attended(packed, layout, reserved)
-    boost = packed[owner, layout.dim].astype(np.float64) + lse[owner]
-    explore[owner, column] = np.logaddexp(explore[owner, column], boost + np.log(probabilities))
-    return explore
+    gate = packed[:, layout.dim].astype(np.float64) + lse
+    explore[owner, column] = np.logaddexp(explore[owner, column], gate[owner] + np.log(probabilities))
+    returned = np.bincount(owner, weights=probabilities, minlength=len(explore))
+    with np.errstate(divide="ignore"):  # a row without returns: log 0, and logaddexp keeps its own
+        log_norm = np.logaddexp((peak + np.log(items))[:, 0].astype(np.float64), gate + np.log(returned))
+    return explore, log_norm
 
 
 class AnnCatalogue:
@@ -512,7 +525,8 @@ class AnnCatalogue:
         if self.repeat is None:
             return scores
         explore = np.concatenate([self.reserved @ query, scores])[None, :]
-        return mixed_logits(explore, row[None, :], self.repeat, len(self.reserved))[0, len(self.reserved) :]
+        logits, _ = mixed_logits(explore, row[None, :], self.repeat, len(self.reserved))
+        return logits[0, len(self.reserved) :]
 
     def exact_top_k(self, row: np.ndarray, k: int) -> np.ndarray:
         """The true best k by exact scores over the whole catalogue (the index's recall reference)."""

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -59,6 +59,10 @@ WIDTH_BUCKETS = (16, 32)
 METADATA_FILE = "metadata.json"
 PREDICTION_ROWS = 128  # rows ranked per numpy pass
 TOP_K_HEAD = 512  # columns (at least) whose k-th best bounds a row's top k (`_top_k`)
+LEXSORT_ENTRIES = 512  # `_ranking`: fewer entries than this are ranked by lexsort (~12 µs at 512)
+# A `MixtureSession`'s output beside the graph's: each row's log of its softmax's normaliser over
+# the catalogue items (float64), which the mixture has summed already
+NORMALISER_NAME = "log_normaliser"
 FORMAT = "streams-onnx/1"
 
 
@@ -72,6 +76,15 @@ class Prediction:
 
 
 Carried = tuple[str, bytes]
+
+
+class _Outputs(NamedTuple):
+    """What the graphs gave a batch, row by row."""
+
+    scores: np.ndarray  # logits [n, vocab]; for a catalogue served from the index, the cut graphs' rows
+    intent: np.ndarray
+    states: np.ndarray | None  # step mode: each row's carried bytes
+    log_norm: np.ndarray | None  # a `MixtureSession`'s normalisers, else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,8 @@ class _Loaded:
 
     def outputs(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """The window graph's output names as this artifact serves them."""
+        if isinstance(self.session, MixtureSession):
+            return (*names, NORMALISER_NAME)
         if self.catalogue is None:
             return names
         return tuple(ann.QUERY_NAME if name == ann.LOGITS_NAME else name for name in names)
@@ -143,7 +158,8 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
             _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
     step = None
     if step_session is not None:
-        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]))
+        names = (*STEP_OUTPUT_NAMES, NORMALISER_NAME) if mixed is not None else STEP_OUTPUT_NAMES
+        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]), names)
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
     return _Loaded(directory, session, vocab, featurizer, metadata, step)
@@ -186,15 +202,12 @@ class MixtureSession:
         self.layout = layout
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        asked = [
-            part
-            for name in names
-            for part in ((ann.EXPLORE_NAME, ann.QUERY_NAME) if name == ann.LOGITS_NAME else (name,))
-        ]
-        parts = self.session.run(asked, feeds)
-        at = names.index(ann.LOGITS_NAME)
-        logits = ann.mixed_logits(parts[at], parts[at + 1], self.layout, RESERVED)
-        return [*parts[:at], logits, *parts[at + 2 :]]
+        """`names`: the uncut graph's, and `NORMALISER_NAME` for the mixture's normaliser."""
+        graph = [name for name in names if name not in (ann.LOGITS_NAME, NORMALISER_NAME)]
+        explore, packed, *parts = self.session.run([ann.EXPLORE_NAME, ann.QUERY_NAME, *graph], feeds)
+        logits, log_norm = ann.mixed_logits(explore, packed, self.layout, RESERVED)
+        made = {**dict(zip(graph, parts, strict=True)), ann.LOGITS_NAME: logits, NORMALISER_NAME: log_norm}
+        return [made[name] for name in names]
 
 
 Session = ort.InferenceSession | MixtureSession
@@ -308,8 +321,8 @@ class OnnxRecommender:
         """Raw graph outputs: logits [batch, vocab] (reserved columns included) and intent [batch];
         for a catalogue served from the index, the cut graphs' rows in place of logits: the query
         vectors [batch, dim], followed by the repeat head's values for a repeat-aware model."""
-        logits, intent, _ = self._run(self._loaded, histories)
-        return logits, intent
+        outputs = self._run(self._loaded, histories)
+        return outputs.scores, outputs.intent
 
     def recommend(
         self,
@@ -366,12 +379,11 @@ class OnnxRecommender:
         histories: Sequence[History],
         carried: Sequence[Carried | None] | None = None,
         after: Sequence[int | None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    ) -> _Outputs:
         if loaded.step is None:
-            logits, intent = _run_window(
-                loaded, histories, range(len(histories)), loaded.outputs(OUTPUT_NAMES)
-            )[:2]
-            return logits, intent, None
+            names = loaded.outputs(OUTPUT_NAMES)
+            made = _run_window(loaded, histories, range(len(histories)), names)
+            return _Outputs(made[0], made[1], None, _normalisers(names, made))
         step = loaded.step
         n = len(histories)
         start = np.zeros((n, step.state_size), dtype=np.float32)  # the state each stepped row starts from
@@ -401,7 +413,8 @@ class OnnxRecommender:
                 whole.append(row)
         if given_rows:
             start[given_rows], inputs[given_rows] = _decode_carried(step, b"".join(given_bytes))
-        logits, intent, states = _run_window(loaded, histories, whole, loaded.outputs(WINDOW_OUTPUT_NAMES))
+        names = loaded.outputs(WINDOW_OUTPUT_NAMES)
+        made = _run_window(loaded, histories, whole, names)  # the step graph's outputs, in the same order
         if whole:
             encoded = loaded.featurizer.encode(
                 [histories[row] for row in whole], pad_to=step.attend, window=step.attend
@@ -420,12 +433,16 @@ class OnnxRecommender:
             ready.sort()
             moved = [row for row in ready if row in waiting]
             if moved:
-                start[moved] = states[[waiting[row] for row in moved]]
+                start[moved] = made[2][[waiting[row] for row in moved]]
             before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
             inputs[ready] = _append_event(before, newest[ready])
-            _run_step(step, ready, inputs, start, (logits, intent, states))
+            _run_step(step, ready, inputs, start, made)
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
-        return logits, intent, _encode_carried(states, inputs)
+        return _Outputs(made[0], made[1], _encode_carried(made[2], inputs), _normalisers(names, made))
+
+
+def _normalisers(names: tuple[str, ...], made: list[np.ndarray]) -> np.ndarray | None:
+    return made[names.index(NORMALISER_NAME)] if NORMALISER_NAME in names else None
 
 
 def _carried_width(step: _Step) -> int:
@@ -473,7 +490,7 @@ def _append_event(before: np.ndarray, newest: np.ndarray) -> np.ndarray:
 
 def _predictions(
     loaded: _Loaded,
-    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    outputs: _Outputs,
     rows: Sequence[int],
     k: int,
     exclude: Sequence[AbstractSet[str]] | None,
@@ -481,29 +498,37 @@ def _predictions(
     """Top-k and intent of `rows` of the graph outputs (`exclude` is indexed like `rows`)."""
     if loaded.catalogue is not None:
         return _catalogue_predictions(loaded, loaded.catalogue, outputs, rows, k, exclude)
-    logits, intent, states = outputs
+    logits, intent, states, log_norms = outputs
     order = loaded.vocab.order[RESERVED:]
     ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
     out: list[Prediction] = []
     # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
     for lo in range(0, len(rows), PREDICTION_ROWS):
         chunk = rows[lo : lo + PREDICTION_ROWS]
-        scores = logits[chunk, RESERVED:]
+        # the rows of a whole batch in order: a view, which only an exclusion copies
+        whole = isinstance(chunk, range) and chunk.step == 1
+        scores = logits[chunk.start : chunk.stop, RESERVED:] if whole else logits[chunk, RESERVED:]
         # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
-        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one.
-        peak = scores.max(axis=1, keepdims=True)
-        shifted = scores - peak
-        np.exp(shifted, out=shifted)
-        log_norm = (peak + np.log(shifted.sum(axis=1, keepdims=True))).astype(np.float64)
+        # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one,
+        # and none when the mixture has summed the row already.
+        if log_norms is None:
+            peak = scores.max(axis=1, keepdims=True)
+            shifted = scores - peak
+            np.exp(shifted, out=shifted)
+            log_norm = (peak + np.log(shifted.sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
+        else:
+            log_norm = log_norms[chunk]
         banned = (
             [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
         )
-        if any(banned):  # `scores` is a copy (fancy indexing): masked in place
+        if any(banned):
+            if whole:
+                scores = scores.copy()  # masked in place below
             lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
             columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
             scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
         row_of, top = _top_k(scores, order, k)
-        probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of, 0])
+        probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of])
         pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
         ends = np.cumsum(np.bincount(row_of, minlength=len(chunk))).tolist()
         intents = intent[chunk].tolist()
@@ -519,13 +544,13 @@ def _predictions(
 def _catalogue_predictions(
     loaded: _Loaded,
     catalogue: ann.AnnCatalogue,
-    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    outputs: _Outputs,
     rows: Sequence[int],
     k: int,
     exclude: Sequence[AbstractSet[str]] | None,
 ) -> list[Prediction]:
     """`_predictions` for a catalogue served from the index: each row's candidates, scored exactly."""
-    scored, intent, states = outputs
+    scored, intent, states, _ = outputs
     scored = np.ascontiguousarray(scored[list(rows)])  # each row's query (and repeat head's values)
     banned = [
         np.array(loaded.vocab.known_indices(exclude[position]), dtype=np.int64) - RESERVED
@@ -547,8 +572,8 @@ def _catalogue_predictions(
 
 def _run_window(
     loaded: _Loaded, histories: Sequence[History], rows: Sequence[int], outputs: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The window graph on `histories[rows]`; returns arrays for all of `histories`, filled at `rows`.
+) -> list[np.ndarray]:
+    """The window graph's `outputs` on `histories[rows]`: arrays for all of `histories`, filled at `rows`.
 
     Bit-identical answers whatever the batch: a replay batches differently from a live worker and
     must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats only
@@ -558,12 +583,7 @@ def _run_window(
     a one-row path whose sums differ in the last bit."""
     window = loaded.featurizer.config.window
     n = len(histories)
-    state_size = loaded.step.state_size if loaded.step is not None else 0
-    arrays = [
-        np.zeros((n, loaded.score_width), dtype=np.float32),
-        np.zeros(n, dtype=np.float32),
-        np.zeros((n, state_size), dtype=np.float32),
-    ]
+    arrays = [_blank(loaded, name, at, n) for at, name in enumerate(outputs)]
     buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
     groups: dict[int, list[int]] = {}
     for index in rows:
@@ -574,9 +594,30 @@ def _run_window(
         if len(batch) % 2:
             batch.append([])
         parts = loaded.session.run(list(outputs), loaded.featurizer.encode(batch, pad_to=width))
-        for array, part in zip(arrays, parts, strict=False):
-            array[members] = part[: len(members)]
-    return arrays[0], arrays[1], arrays[2]
+        _fill(arrays, members, parts)
+    return arrays
+
+
+def _fill(out: list[np.ndarray], rows: Sequence[int], parts: list[np.ndarray]) -> None:
+    """Writes a graph call's `parts` (one row per `rows`, ascending, then any padding row) into
+    `out` at `rows`. A call that made every row of the batch hands its own arrays over: the scores
+    are [rows, catalogue] floats, which a copy would read and write once more."""
+    for at, part in enumerate(parts):
+        if len(rows) == len(out[at]):
+            out[at] = part[: len(rows)]
+        else:
+            out[at][rows] = part[: len(rows)]
+
+
+def _blank(loaded: _Loaded, name: str, at: int, n: int) -> np.ndarray:
+    """Zeros for n rows of the graph output `name`, the `at`-th asked (the first: the scores)."""
+    if name == NORMALISER_NAME:
+        return np.zeros(n, dtype=np.float64)
+    if at == 0:
+        return np.zeros((n, loaded.score_width), dtype=np.float32)
+    if name == OUTPUT_NAMES[1]:  # the intent
+        return np.zeros(n, dtype=np.float32)
+    return np.zeros((n, loaded.step.state_size if loaded.step is not None else 0), dtype=np.float32)
 
 
 def _run_step(
@@ -584,25 +625,24 @@ def _run_step(
     rows: list[int],
     inputs: np.ndarray,
     start: np.ndarray,
-    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out: list[np.ndarray],
 ) -> None:
-    """The step graph on `rows` (each from its `start` state, with its `inputs`), written into `out`
-    at those rows. Every call has the same width and an even number of rows (an all-padding row
-    added to an odd count), as `_run_window` explains."""
+    """The step graph on `rows` (ascending; each from its `start` state, with its `inputs`), written
+    into `out` at those rows (`_fill`). Every call has the same width and an even number of rows (an
+    all-padding row added to an odd count), as `_run_window` explains."""
     state, feeds = start[rows], inputs[rows]
     if len(rows) % 2:
         state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
         feeds = np.concatenate([feeds, np.zeros((1, *feeds.shape[1:]), dtype=np.int64)])
     named = {name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)}
-    parts = step.session.run(list(step.outputs), {STATE_NAME: state, **named})
-    for array, part in zip(out, parts, strict=True):
-        array[rows] = part[: len(rows)]
+    _fill(out, rows, step.session.run(list(step.outputs), {STATE_NAME: state, **named}))
 
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best finite values of each row of `values` (2-D), best first; equal values ordered by
-    item id. Returns (row, column) index arrays, row by row (a row has fewer than k when it has
-    fewer finite values). One pass over the whole batch: numpy per row costs more than the sort."""
+    item id (`order`: each column's rank, no two alike). Returns (row, column) index arrays, row by
+    row (a row has fewer than k when it has fewer finite values). One pass over the whole batch:
+    numpy per row costs more than the sort."""
     rows, n = values.shape
     k = min(k, n)
     if k <= 0 or not rows:
@@ -614,16 +654,40 @@ def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, n
     head = min(n, max(TOP_K_HEAD, n // 4))
     if k < head:
         floor = np.partition(values[:, :head], head - k, axis=1)[:, head - k : head - k + 1]
-        chosen = (values >= floor) & np.isfinite(values)
+        flat = np.flatnonzero(values >= floor)  # NaN fails it, and -inf unless the floor is -inf
     else:
-        chosen = np.isfinite(values)
-    row_of, column = np.divmod(np.flatnonzero(chosen), n)
-    ranked = np.lexsort((order[column], -values[row_of, column], row_of))
+        flat = np.arange(values.size)
+    row_of, column = np.divmod(flat, n)
+    picked = values[row_of, column]
+    finite = np.isfinite(picked)  # on the few that passed, not on the whole batch
+    row_of, column, picked = row_of[finite], column[finite], picked[finite]
+    ranked = _ranking(row_of, picked, order[column], rows, n)
     row_of, column = row_of[ranked], column[ranked]
     # Ties at the threshold can leave more than k in a row: keep each row's first k.
     starts = np.searchsorted(row_of, np.arange(rows))
     keep = np.arange(len(row_of)) - starts[row_of] < k
     return row_of[keep], column[keep]
+
+
+def _ranking(row_of: np.ndarray, values: np.ndarray, ranks: np.ndarray, rows: int, n: int) -> np.ndarray:
+    """The order of entries by row, then value (best first), then rank (each below `n`, unique in a
+    row). Many float32 values and a key that fits 64 bits: one sort of one integer key per entry
+    (row, the value's bits flipped to sort best first, rank), a third of a three-key lexsort's time
+    on a batch of 64 rows. A few hundred entries (a small batch) sort faster than the key is made:
+    lexsort, whose order is the same."""
+    rank_bits = max(n - 1, 1).bit_length()
+    wide = max(rows - 1, 1).bit_length() + 32 + rank_bits > 64
+    if len(values) < LEXSORT_ENTRIES or values.dtype != np.float32 or wide:
+        return np.lexsort((ranks, -values, row_of))
+    # + 0: -0.0 becomes +0.0, equal to it as a float, so that the two also tie in the key
+    bits = (values + np.float32(0)).view(np.uint32)
+    # IEEE order as unsigned integers: negatives' bits all flipped, positives' sign bit set; then
+    # all flipped again, best first
+    ascending = bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000))
+    key = row_of.astype(np.uint64) << np.uint64(32 + rank_bits)
+    key |= (~ascending).astype(np.uint64) << np.uint64(rank_bits)
+    key |= ranks.astype(np.uint64)
+    return np.argsort(key)
 
 
 class RecommenderRanker:

@@ -14,7 +14,7 @@ from streams.core.processor import Processor
 from streams.core.state import UserState
 from streams.generate import TrafficConfig, generate_traffic
 from streams.live.malloc import heap_usage
-from streams.model.features import history_of
+from streams.model.features import RESERVED, history_of
 from streams.model.runtime import OnnxRecommender, Prediction, RecommenderRanker
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "onnx" / "default"
@@ -60,6 +60,23 @@ def test_recommends_known_items_for_a_generated_shopper(
     scores = [score for _, score in prediction.items]
     assert scores == sorted(scores, reverse=True) and 0.0 < scores[0] <= 1.0
     assert 0.0 <= prediction.purchase_intent <= 1.0
+
+
+def test_probabilities_are_the_softmax_of_the_logits_over_the_catalogue(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    """The repeat-aware model's normaliser is summed by the mixture, not over the mixed logits:
+    it must still be theirs."""
+    histories = [history_of(state.recent) for state in states[:24]]
+    logits, _ = recommender.score(histories)
+    for prediction, row in zip(recommender.recommend(histories, k=20), logits, strict=True):
+        real = row[RESERVED:].astype(np.float64)
+        log_norm = real.max() + np.log(np.exp(real - real.max()).sum())
+        expected = [
+            float(np.exp(real[recommender.vocab.index(item) - RESERVED] - log_norm))
+            for item, _ in prediction.items
+        ]
+        assert [p for _, p in prediction.items] == pytest.approx(expected, rel=1e-5)
 
 
 def test_exclude_removes_items_and_still_fills_k(
@@ -260,12 +277,20 @@ def _top_k_of_one_row(values: np.ndarray, order: np.ndarray, k: int) -> list[int
     return sorted(finite, key=lambda i: (-values[i], order[i]))[:k]
 
 
+# 0: every batch ranked by the one-key sort, which a batch this small would leave to lexsort
+SORTS = pytest.mark.parametrize("lexsort_entries", [512, 0])
+
+
+@SORTS
 @pytest.mark.parametrize("head", [512, 8])  # 8: the first columns' k-th best bounds the ranking
-def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_top_k_of_a_batch_is_each_rows_own_top_k(
+    head: int, lexsort_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from streams.model import runtime
     from streams.model.runtime import _top_k
 
     monkeypatch.setattr(runtime, "TOP_K_HEAD", head)
+    monkeypatch.setattr(runtime, "LEXSORT_ENTRIES", lexsort_entries)
     rng = np.random.default_rng(3)
     values = rng.integers(0, 6, size=(9, 40)).astype(np.float32)  # many ties at every threshold
     values[2, :37] = -np.inf  # fewer finite values than k
@@ -278,3 +303,24 @@ def test_top_k_of_a_batch_is_each_rows_own_top_k(head: int, monkeypatch: pytest.
         got = [columns[rows == r].tolist() for r in range(len(values))]
         assert got == [_top_k_of_one_row(row, order, k) for row in values], f"k={k}"
     assert [len(c) for c in _top_k(values, order, 0)] == [0, 0]
+
+
+@SORTS
+def test_top_k_orders_signed_values_and_zeros_as_floats_compare(
+    lexsort_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranking sorts float32 values by their bits: negatives, -0.0 against 0.0 (equal: the tie
+    goes to the item-id rank), tiny and huge magnitudes must come out in float order. (-inf: what
+    an exclusion writes; logits are never NaN or +inf.)"""
+    from streams.model import runtime
+    from streams.model.runtime import _top_k
+
+    monkeypatch.setattr(runtime, "LEXSORT_ENTRIES", lexsort_entries)
+    rng = np.random.default_rng(5)
+    pool = np.array([-0.0, 0.0, -1e-40, 1e-40, -3.5, 3.5, -1e30, 1e30, -np.inf], np.float32)
+    values = np.concatenate([rng.choice(pool, size=(6, 30)), rng.standard_normal((6, 30))]).astype(np.float32)
+    order = rng.permutation(30).astype(np.int64)
+    for k in (1, 7, 30):
+        rows, columns = _top_k(values, order, k)
+        got = [columns[rows == r].tolist() for r in range(len(values))]
+        assert got == [_top_k_of_one_row(row, order, k) for row in values], f"k={k}"
