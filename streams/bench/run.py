@@ -121,7 +121,7 @@ def run_bench(config: BenchConfig, base: Settings, out: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"config": asdict(config), "model": str(model) if model else None}
 
     print("ONNX inference, one thread:")
-    results["inference"] = inference_throughput(model, (1, 16, 64), seconds=2.0) if model else None
+    results["inference"] = inference_throughput(model, (1, 16, 64), seconds=3.0) if model else None
     results["diginetica_inference"] = _diginetica_inference(Path(config.diginetica_model))
     print(f"a generated {config.catalogue_items:,}-item catalogue, served from its index:")
     results["large_catalogue"] = (
