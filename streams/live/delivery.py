@@ -131,8 +131,8 @@ class Delivery:
         """A record not held (refused at admission) was still read."""
         self.sequencer.skip(record.topic, record.partition, record.offset)
 
-    def release(self) -> list[Entry]:
-        ready = self.sequencer.release(self.caught_up, self.stalled)
+    def release(self, limit: int | None = None) -> list[Entry]:
+        ready = self.sequencer.release(self.caught_up, self.stalled, limit)
         self.watermarks.request_wanted()
         self._flow_control()
         return ready

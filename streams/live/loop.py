@@ -152,7 +152,7 @@ class ProcessingLoop:
             self._admit(checkpoint, record, handed_at)
         self.catalog.poll()
         if self.catalog.ready:  # never recommend from a half-loaded catalog: events wait meanwhile
-            ready = self.delivery.release()
+            ready = self.delivery.release(self.options.batch_max)
             if ready:
                 self._process(checkpoint, ready)
         if self.catalog.ready:

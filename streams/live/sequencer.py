@@ -71,6 +71,7 @@ class PartitionSequencer:
         self.max_wait = max_wait
         self.partitions: dict[int, _Queues] = {}
         self.forced = 0  # releases made by the time limit, not by order: each may reorder events
+        self._turn = 0  # which partition is first in a limited release
 
     def push(self, event: Envelope, payload: Any = None, fetched_at: int | None = None) -> None:
         message = event.message
@@ -86,13 +87,25 @@ class PartitionSequencer:
         queues = self.partitions.setdefault(partition, _Queues())
         queues.last_offset[topic] = max(offset, queues.last_offset.get(topic, -1))
 
-    def release(self, caught_up: CaughtUp, stalled: Stalled | None = None) -> list[Entry]:
+    def release(
+        self, caught_up: CaughtUp, stalled: Stalled | None = None, limit: int | None = None
+    ) -> list[Entry]:
         """Entries that may be processed now, in order. `stalled` (default: always) tells whether an
-        awaited topic-partition has really stopped, rather than being slow to reach us."""
+        awaited topic-partition has really stopped, rather than being slow to reach us.
+
+        `limit`: at most this many, the rest staying held in order for a later call. A backlog held
+        while a topic catches up (thousands of events at a worker's start) then leaves in batches of
+        a round's size, not as one batch whose outputs all wait for its last event. The partitions
+        take turns at being first, so a busy one cannot keep the others waiting."""
         now = time.monotonic()
         out: list[Entry] = []
-        for partition, queues in self.partitions.items():
-            while True:
+        order = list(self.partitions.items())
+        if limit is not None and order:
+            first = self._turn % len(order)
+            order = order[first:] + order[:first]
+            self._turn += 1
+        for partition, queues in order:
+            while limit is None or len(out) < limit:
                 heads = {t: q[0] for t, q in queues.by_topic.items() if q}
                 if not heads:
                     break

@@ -144,3 +144,22 @@ def test_a_rebalance_gives_back_every_held_event_and_forgets_where_each_partitio
     seq.push(second, "b", fetched_at=1)
     assert sorted(offsets(seq.drop_all())) == [("clicks", 2), ("orders", 7)]
     assert len(seq) == 0 and seq.last_offset("orders", 0) is None and seq.last_offset("clicks", 1) is None
+
+
+def test_a_limited_release_leaves_the_rest_held_in_order_and_partitions_take_turns(clock: Clock) -> None:
+    seq = PartitionSequencer(("clicks", "orders"), max_wait=10)
+    broker = Broker(
+        {("clicks", p): 5 for p in (0, 1)} | {("orders", p): 0 for p in (0, 1)},
+        {(t, p): 5 for t in ("clicks", "orders") for p in (0, 1)},
+    )
+    for p in (0, 1):
+        for offset in range(5):
+            seq.push(event("clicks", offset, 10 * offset, partition=p), None, fetched_at=5)
+    rounds = [seq.release(broker.caught_up, limit=3) for _ in range(4)]
+    assert [len(r) for r in rounds] == [3, 3, 3, 1]
+    firsts = [r[0][0].message.partition for r in rounds]
+    assert firsts == [0, 1, 0, 1]  # each call starts with the other partition
+    for p in (0, 1):
+        mine = [e.message.offset for r in rounds for e, _ in r if e.message.partition == p]
+        assert mine == [0, 1, 2, 3, 4]  # nothing lost, nothing reordered
+    assert len(seq) == 0 and seq.release(broker.caught_up, limit=3) == []
