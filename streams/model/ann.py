@@ -282,12 +282,28 @@ def mixed_logits(
     items = terms[:, reserved:].sum(axis=1, keepdims=True)
     lse = (peak + np.log(items + terms[:, :reserved].sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
     owner, column, probabilities = attended(packed, layout, reserved)
-    gate = packed[:, layout.dim].astype(np.float64) + lse
-    explore[owner, column] = np.logaddexp(explore[owner, column], gate[owner] + np.log(probabilities))
-    returned = np.bincount(owner, weights=probabilities, minlength=len(explore))
+    boost = packed[:, layout.dim].astype(np.float64) + lse
+    log_explore = (peak + np.log(items))[:, 0].astype(np.float64)
+    return explore, mix_returns(explore, (owner, column), owner, probabilities, boost, log_explore)
+
+
+def mix_returns(
+    logits: np.ndarray,
+    at: np.ndarray | tuple[np.ndarray, np.ndarray],
+    owner: np.ndarray,
+    probabilities: np.ndarray,
+    boost: np.ndarray,
+    log_explore: np.ndarray,
+) -> np.ndarray:
+    """The repeat-aware mixture, shared by the exact path and the index's ranking: each attended
+    item's logit (`logits[at]`, its row `owner`) becomes log(exp(logit) + exp(boost) * P_return),
+    in place, with `boost` = the row's gate + its log-sum-exp of explore over every index. Returns
+    each row's log of the softmax's normaliser over the catalogue: `log_explore`, the explore
+    terms, plus exp(boost) times the row's summed return probability."""
+    logits[at] = np.logaddexp(logits[at], boost[owner] + np.log(probabilities))
+    returned = np.bincount(owner, weights=probabilities, minlength=len(boost))
     with np.errstate(divide="ignore"):  # a row without returns: log 0, and logaddexp keeps its own
-        log_norm = np.logaddexp((peak + np.log(items))[:, 0].astype(np.float64), gate + np.log(returned))
-    return explore, log_norm
+        return np.logaddexp(log_explore, boost + np.log(returned))
 
 
 class AnnCatalogue:
@@ -453,11 +469,7 @@ class AnnCatalogue:
         owner = return_keys // n
         at = np.searchsorted(keys, return_keys)
         mixed = explore.copy()
-        mixed[at] = np.logaddexp(mixed[at], boost[owner] + np.log(probabilities))
-        summed = np.bincount(owner, weights=probabilities, minlength=len(rows))
-        with np.errstate(divide="ignore"):  # a row without returns: log 0, and logaddexp keeps its own
-            log_norm = np.logaddexp(log_explore, boost + np.log(summed))
-        return mixed, log_norm
+        return mixed, mix_returns(mixed, at, owner, probabilities, boost, log_explore)
 
     def _best(
         self,
