@@ -51,7 +51,8 @@ OUTPUT_NAMES: tuple[str, ...] = ("logits", "intent")
 STATE_NAME = "state"
 WINDOW_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, STATE_NAME)
 STEP_INPUT_NAMES: tuple[str, ...] = (STATE_NAME, *INPUT_NAMES)
-STEP_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, "next_state")
+NEXT_STATE_NAME = "next_state"
+STEP_OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_NAMES, NEXT_STATE_NAME)
 
 History = Sequence[tuple[str | None, str, int]]
 

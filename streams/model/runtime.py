@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ import onnxruntime as ort
 from streams.model import ann
 from streams.model.features import (
     INPUT_NAMES,
+    NEXT_STATE_NAME,
     OUTPUT_NAMES,
     RESERVED,
     STATE_NAME,
@@ -47,6 +48,7 @@ from streams.model.features import (
     ItemVocab,
     views,
 )
+from streams.model.step_split import SplitStep, split_step
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ STEP_FILE = "step.onnx"
 WIDTH_BUCKETS = (16, 32)
 METADATA_FILE = "metadata.json"
 PREDICTION_ROWS = 128  # rows ranked per numpy pass
+# Rows per call of a cut step graph's readout: its scores over the catalogue stay in cache (a
+# 2,000-item catalogue's readout costs about half as much a row at 64 rows as at 256)
+READOUT_ROWS = 64
 TOP_K_HEAD = 512  # columns (at least) whose k-th best bounds a row's top k (`_top_k`)
 LEXSORT_ENTRIES = 512  # `_ranking`: fewer entries than this are ranked by lexsort (~12 µs at 512)
 # A `MixtureSession`'s output beside the graph's: each row's log of its softmax's normaliser over
@@ -88,11 +93,20 @@ class _Outputs(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class _Recurrence:
+    """The step graph's recurrence alone (`step_split`): what each wave of a batch runs."""
+
+    session: ort.InferenceSession
+    split: SplitStep
+
+
+@dataclass(frozen=True, slots=True)
 class _Step:
-    session: Session
+    session: Session  # the step graph; with `recurrence`, only its readout
     state_size: int
     attend: int
     outputs: tuple[str, ...] = STEP_OUTPUT_NAMES
+    recurrence: _Recurrence | None = None  # None: the whole graph runs in every wave
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +161,18 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
     outputs = WINDOW_OUTPUT_NAMES if serving["mode"] == "step" else OUTPUT_NAMES
     mixed = _mixture_sessions(directory, metadata, outputs, threads)
     session: Session
-    step_session: Session | None = None
+    step = None
     if mixed is not None:
-        session, step_session = mixed
+        session, step = mixed
     else:
         session = _session(directory / metadata["model"]["file"], threads)
         _check_names(directory, session, INPUT_NAMES, outputs)
         if serving["mode"] == "step":
-            step_session = _session(directory / serving["step_file"], threads)
-            _check_names(directory, step_session, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
-    step = None
-    if step_session is not None:
-        names = (*STEP_OUTPUT_NAMES, NORMALISER_NAME) if mixed is not None else STEP_OUTPUT_NAMES
-        step = _Step(step_session, int(serving["state_size"]), int(serving["attend"]), names)
+            graph = onnx.load(str(directory / serving["step_file"]))
+            _check_names(directory, graph, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
+            step = _step(
+                graph, STEP_OUTPUT_NAMES, STEP_OUTPUT_NAMES, serving, threads, lambda b: _session(b, threads)
+            )
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
     return _Loaded(directory, session, vocab, featurizer, metadata, step)
@@ -178,9 +191,8 @@ def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loa
     step = None
     if serving["mode"] == "step":
         cut, _ = ann.cut_graph(onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES, events)
-        step = _Step(
-            _session(cut.onnx_bytes, threads), int(serving["state_size"]), int(serving["attend"]), cut.outputs
-        )
+        graph = onnx.load_from_string(cut.onnx_bytes)
+        step = _step(graph, cut.outputs, cut.outputs, serving, threads, lambda b: _session(b, threads))
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
     reserved, items = items[:RESERVED], items[RESERVED:]
@@ -197,8 +209,9 @@ class MixtureSession:
     """A repeat-aware graph whose logits are mixed in numpy (`ann.mixed_logits`), so that a row's
     logits do not depend on its place in the batch; `run` answers as the uncut graph's does."""
 
-    def __init__(self, cut: ann.CutGraph, layout: ann.RepeatLayout, threads: int) -> None:
-        self.session = _session(cut.onnx_bytes, threads)
+    def __init__(self, graph: bytes, layout: ann.RepeatLayout, threads: int) -> None:
+        """`graph`: serialized, cut by `ann.cut_graph` with `keep_explore`."""
+        self.session = _session(graph, threads)
         self.layout = layout
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -215,7 +228,7 @@ Session = ort.InferenceSession | MixtureSession
 
 def _mixture_sessions(
     directory: Path, metadata: dict[str, Any], outputs: tuple[str, ...], threads: int
-) -> tuple[MixtureSession, MixtureSession | None] | None:
+) -> tuple[MixtureSession, _Step | None] | None:
     """A repeat-aware artifact's graphs with the mixture taken out of them (`MixtureSession`);
     None for any other artifact, or one exported before the repeat tensors were named (its own
     graphs then serve, whose last bits can move with a row's place in the batch)."""
@@ -238,10 +251,35 @@ def _mixture_sessions(
         )
         return None
     layout = ann.RepeatLayout(items.shape[1], events)
-    return (
-        MixtureSession(window, layout, threads),
-        None if step is None else MixtureSession(step, layout, threads),
+    if step is None:
+        return MixtureSession(window.onnx_bytes, layout, threads), None
+    return MixtureSession(window.onnx_bytes, layout, threads), _step(
+        onnx.load_from_string(step.onnx_bytes),
+        step.outputs,
+        (*STEP_OUTPUT_NAMES, NORMALISER_NAME),
+        serving,
+        threads,
+        lambda graph: MixtureSession(graph, layout, threads),
     )
+
+
+def _step(
+    graph: onnx.ModelProto,
+    outputs: tuple[str, ...],
+    served: tuple[str, ...],
+    serving: dict[str, Any],
+    threads: int,
+    session: Callable[[bytes], Session],
+) -> _Step:
+    """The step graph (`outputs`: its own output names), served as `served` asks: cut into its
+    recurrence and its readout (`step_split`) where it can be, else whole. `session` makes the session
+    of the whole graph or of the readout."""
+    size, attend = int(serving["state_size"]), int(serving["attend"])
+    split = split_step(graph, outputs, NEXT_STATE_NAME)
+    if split is None:
+        return _Step(session(graph.SerializeToString()), size, attend, served)
+    recurrence = _Recurrence(_session(split.advance, threads), split)
+    return _Step(session(split.readout), size, attend, served, recurrence)
 
 
 def _repeat_events(metadata: dict[str, Any]) -> int:
@@ -268,9 +306,15 @@ def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
 
 
 def _check_names(
-    directory: Path, session: ort.InferenceSession, inputs: tuple[str, ...], outputs: tuple[str, ...]
+    directory: Path,
+    graph: ort.InferenceSession | onnx.ModelProto,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
 ) -> None:
-    names = tuple(i.name for i in session.get_inputs()), tuple(o.name for o in session.get_outputs())
+    if isinstance(graph, onnx.ModelProto):
+        names = tuple(i.name for i in graph.graph.input), tuple(o.name for o in graph.graph.output)
+    else:
+        names = tuple(i.name for i in graph.get_inputs()), tuple(o.name for o in graph.get_outputs())
     if names != (inputs, outputs):
         raise ValueError(f"{directory}: graph has inputs/outputs {names}, expected {(inputs, outputs)}")
 
@@ -436,8 +480,13 @@ class OnnxRecommender:
                 start[moved] = made[2][[waiting[row] for row in moved]]
             before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
             inputs[ready] = _append_event(before, newest[ready])
-            _run_step(step, ready, inputs, start, made)
+            if step.recurrence is None:
+                _run_step(step, ready, inputs, start, made)
+            else:
+                _advance(step, step.recurrence, ready, inputs, start, made)
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
+        if step.recurrence is not None and stepped:
+            _read_out(step, step.recurrence.split, stepped, inputs, made)
         return _Outputs(made[0], made[1], _encode_carried(made[2], inputs), _normalisers(names, made))
 
 
@@ -630,12 +679,54 @@ def _run_step(
     """The step graph on `rows` (ascending; each from its `start` state, with its `inputs`), written
     into `out` at those rows (`_fill`). Every call has the same width and an even number of rows (an
     all-padding row added to an odd count), as `_run_window` explains."""
-    state, feeds = start[rows], inputs[rows]
+    _fill(out, rows, step.session.run(list(step.outputs), _step_feeds(rows, inputs, start)))
+
+
+def _advance(
+    step: _Step,
+    recurrence: _Recurrence,
+    rows: list[int],
+    inputs: np.ndarray,
+    start: np.ndarray,
+    out: list[np.ndarray],
+) -> None:
+    """One wave of the recurrence: the next state of `rows` (ascending), into `out` at the state's
+    place (even row counts, as `_run_step`)."""
+    at = step.outputs.index(NEXT_STATE_NAME)
+    made = [out[at]]
+    _fill(made, rows, recurrence.session.run([NEXT_STATE_NAME], _step_feeds(rows, inputs, start)))
+    out[at] = made[0]
+
+
+def _read_out(
+    step: _Step, split: SplitStep, rows: list[int], inputs: np.ndarray, out: list[np.ndarray]
+) -> None:
+    """The readout of every stepped row (ascending), from the next state the waves made, `READOUT_ROWS`
+    rows a call: the step graph's other outputs, into `out` at their places."""
+    at = step.outputs.index(NEXT_STATE_NAME)
+    places = [i for i in range(len(step.outputs)) if i != at]
+    names = [step.outputs[i] for i in places]
+    made = [out[i] for i in places]
+    for lo in range(0, len(rows), READOUT_ROWS):
+        chunk = rows[lo : lo + READOUT_ROWS]
+        feeds = _step_feeds(chunk, inputs, out[at])
+        state = feeds.pop(STATE_NAME)
+        _fill(made, chunk, step.session.run(names, {**split.feeds(state), **feeds}))
+    for i, array in zip(places, made, strict=True):
+        out[i] = array
+
+
+def _step_feeds(rows: list[int], inputs: np.ndarray, states: np.ndarray) -> dict[str, np.ndarray]:
+    """A step graph's feeds for `rows`: their states and step inputs, an all-padding row added to an
+    odd count (`_run_window` explains why)."""
+    state, feeds = states[rows], inputs[rows]
     if len(rows) % 2:
-        state = np.concatenate([state, np.zeros((1, step.state_size), dtype=np.float32)])
+        state = np.concatenate([state, np.zeros((1, state.shape[1]), dtype=np.float32)])
         feeds = np.concatenate([feeds, np.zeros((1, *feeds.shape[1:]), dtype=np.int64)])
-    named = {name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)}
-    _fill(out, rows, step.session.run(list(step.outputs), {STATE_NAME: state, **named}))
+    return {
+        STATE_NAME: state,
+        **{name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)},
+    }
 
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
