@@ -171,7 +171,12 @@ def _load(artifact_dir: Path | str, threads: int, ann_min_items: int | None = No
             graph = onnx.load(str(directory / serving["step_file"]))
             _check_names(directory, graph, STEP_INPUT_NAMES, STEP_OUTPUT_NAMES)
             step = _step(
-                graph, STEP_OUTPUT_NAMES, STEP_OUTPUT_NAMES, serving, threads, lambda b: _session(b, threads)
+                graph,
+                STEP_OUTPUT_NAMES,
+                STEP_OUTPUT_NAMES,
+                serving,
+                threads,
+                lambda b, arena: _session(b, threads, arena),
             )
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
@@ -192,7 +197,9 @@ def _load_large(directory: Path, metadata: dict[str, Any], threads: int) -> _Loa
     if serving["mode"] == "step":
         cut, _ = ann.cut_graph(onnx.load(str(directory / serving["step_file"])), STEP_OUTPUT_NAMES, events)
         graph = onnx.load_from_string(cut.onnx_bytes)
-        step = _step(graph, cut.outputs, cut.outputs, serving, threads, lambda b: _session(b, threads))
+        step = _step(
+            graph, cut.outputs, cut.outputs, serving, threads, lambda b, arena: _session(b, threads, arena)
+        )
     vocab = ItemVocab(metadata["vocabulary"]["items"])
     featurizer = Featurizer(vocab, FeaturizerConfig.from_dict(metadata["featurizer"]))
     reserved, items = items[:RESERVED], items[RESERVED:]
@@ -209,9 +216,9 @@ class MixtureSession:
     """A repeat-aware graph whose logits are mixed in numpy (`ann.mixed_logits`), so that a row's
     logits do not depend on its place in the batch; `run` answers as the uncut graph's does."""
 
-    def __init__(self, graph: bytes, layout: ann.RepeatLayout, threads: int) -> None:
-        """`graph`: serialized, cut by `ann.cut_graph` with `keep_explore`."""
-        self.session = _session(graph, threads)
+    def __init__(self, graph: bytes, layout: ann.RepeatLayout, threads: int, arena: bool = False) -> None:
+        """`graph`: serialized, cut by `ann.cut_graph` with `keep_explore`; `arena`: as `_session`'s."""
+        self.session = _session(graph, threads, arena)
         self.layout = layout
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -259,7 +266,7 @@ def _mixture_sessions(
         (*STEP_OUTPUT_NAMES, NORMALISER_NAME),
         serving,
         threads,
-        lambda graph: MixtureSession(graph, layout, threads),
+        lambda graph, arena: MixtureSession(graph, layout, threads, arena),
     )
 
 
@@ -269,17 +276,18 @@ def _step(
     served: tuple[str, ...],
     serving: dict[str, Any],
     threads: int,
-    session: Callable[[bytes], Session],
+    session: Callable[[bytes, bool], Session],
 ) -> _Step:
     """The step graph (`outputs`: its own output names), served as `served` asks: cut into its
     recurrence and its readout (`step_split`) where it can be, else whole. `session` makes the session
-    of the whole graph or of the readout."""
+    of the whole graph or of the readout (the bool: whether its calls are bounded, so that it may
+    keep an arena: see `_session`)."""
     size, attend = int(serving["state_size"]), int(serving["attend"])
     split = split_step(graph, outputs, NEXT_STATE_NAME)
     if split is None:
-        return _Step(session(graph.SerializeToString()), size, attend, served)
-    recurrence = _Recurrence(_session(split.advance, threads), split)
-    return _Step(session(split.readout), size, attend, served, recurrence)
+        return _Step(session(graph.SerializeToString(), False), size, attend, served)
+    recurrence = _Recurrence(_session(split.advance, threads), split)  # a wave: as many rows as it has
+    return _Step(session(split.readout, True), size, attend, served, recurrence)
 
 
 def _repeat_events(metadata: dict[str, Any]) -> int:
@@ -289,7 +297,9 @@ def _repeat_events(metadata: dict[str, Any]) -> int:
     return max(int(metadata["featurizer"]["window"]), int(net.get("attend", 0))) if net.get("repeat") else 0
 
 
-def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
+def _session(path: Path | bytes, threads: int, arena: bool = False) -> ort.InferenceSession:
+    """`arena`: keep ONNX Runtime's CPU arena, for a graph whose calls have a bounded size (a cut
+    step graph's readout: `READOUT_ROWS` rows a call)."""
     options = ort.SessionOptions()
     # One intra-op thread by default: the worker runs one partition per process, and batching, not
     # threads, is what buys throughput there.
@@ -299,8 +309,11 @@ def _session(path: Path | bytes, threads: int) -> ort.InferenceSession:
     options.log_severity_level = 3
     # ONNX Runtime's CPU arena keeps, for the life of the session, what the largest batch ever
     # needed: one backlog batch after a restart (256 events of long histories) pinned ~70 MiB in a
-    # worker for good. Plain allocations cost nothing measurable at our batch sizes.
-    options.enable_cpu_mem_arena = False
+    # worker for good. Without it, each call's tensors are allocated afresh, and in a worker
+    # (`streams.live.malloc`: 256 KiB and up mapped on their own) a large one is fresh pages to
+    # fault in: a readout's scores over the catalogue, every call. Hence the arena for a graph whose
+    # calls are bounded: it keeps what one bounded call needs.
+    options.enable_cpu_mem_arena = arena
     model = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 

@@ -264,6 +264,19 @@ def test_a_large_batch_leaves_no_memory_behind(recommender: OnnxRecommender) -> 
     assert _held() - before < 8 * 2**20
 
 
+def test_a_large_stepped_batch_leaves_little_memory_behind(recommender: OnnxRecommender) -> None:
+    """The cut step graph's readout keeps an arena: what one call of `READOUT_ROWS` rows needs,
+    whatever the batch (about 2 MiB for the shipped model)."""
+    if heap_usage() is None:
+        pytest.skip("needs glibc's mallinfo2")
+    items = [f"sku-{n}" for n in range(2_000)]
+    big = [[(items[(row * 7 + i) % 2_000], "view", i * 1_000) for i in range(12)] for row in range(256)]
+    recommender.recommend_streamed(big[:2], k=20)
+    before = _held()
+    recommender.recommend_streamed(big, k=20)  # 3,072 stepped rows, 12 waves of 256
+    assert _held() - before < 4 * 2**20
+
+
 def _held() -> int:
     """Bytes of the C heap held by live allocations, in the arenas or mapped on their own."""
     heap = heap_usage()
