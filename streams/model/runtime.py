@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ PREDICTION_ROWS = 128  # rows ranked per numpy pass
 # Rows per call of a cut step graph's readout: its scores over the catalogue stay in cache (a
 # 2,000-item catalogue's readout costs about half as much a row at 64 rows as at 256)
 READOUT_ROWS = 64
+# Largest score matrix ([rows, catalogue] float32) a thread keeps between `recommend` calls and
+# fills again: a fresh one that size is, in a worker (`streams.live.malloc`), pages to fault in.
+SCRATCH_BYTES = 8 * 2**20
 TOP_K_HEAD = 512  # columns (at least) whose k-th best bounds a row's top k (`_top_k`)
 LEXSORT_ENTRIES = 512  # `_ranking`: fewer entries than this are ranked by lexsort (~12 µs at 512)
 # A `MixtureSession`'s output beside the graph's: each row's log of its softmax's normaliser over
@@ -341,6 +345,7 @@ class OnnxRecommender:
         self.threads = threads
         self.ann_min_items = ann_min_items
         self._loaded = _load(artifact_dir, threads, ann_min_items)
+        self._scratch = threading.local()
 
     @property
     def version(self) -> str:
@@ -405,7 +410,7 @@ class OnnxRecommender:
         if not histories:
             return []
         loaded = self._loaded  # one read: the whole batch uses one artifact even if swap() runs now
-        outputs = self._run(loaded, histories, carried, after)
+        outputs = self._run(loaded, histories, carried, after, self._scores(loaded, len(histories)))
         return _predictions(loaded, outputs, range(len(histories)), k, exclude)
 
     def recommend_streamed(self, histories: Sequence[History], k: int) -> list[Prediction]:
@@ -427,8 +432,20 @@ class OnnxRecommender:
                 after.append(None)
                 rows.append(history)
             last.append(len(rows) - 1)
-        outputs = self._run(loaded, rows, None, after)
+        outputs = self._run(loaded, rows, None, after, self._scores(loaded, len(rows)))
         return _predictions(loaded, outputs, last, k, None)
+
+    def _scores(self, loaded: _Loaded, rows: int) -> np.ndarray | None:
+        """This thread's score matrix for `rows` rows, kept from call to call (its contents are
+        overwritten: every row is some graph's), or None above `SCRATCH_BYTES`. Only for a call
+        whose scores do not leave it (`_predictions` reads them; `score` returns them)."""
+        width = loaded.score_width
+        if rows * width * 4 > SCRATCH_BYTES:
+            return None
+        kept: np.ndarray | None = getattr(self._scratch, "scores", None)
+        if kept is None or kept.shape[1] != width or len(kept) < rows:
+            kept = self._scratch.scores = np.empty((rows, width), dtype=np.float32)
+        return kept[:rows]
 
     @staticmethod
     def _run(
@@ -436,10 +453,12 @@ class OnnxRecommender:
         histories: Sequence[History],
         carried: Sequence[Carried | None] | None = None,
         after: Sequence[int | None] | None = None,
+        scores: np.ndarray | None = None,
     ) -> _Outputs:
+        """`scores`: the array the score rows are written into (`_scores`), else a new one."""
         if loaded.step is None:
             names = loaded.outputs(OUTPUT_NAMES)
-            made = _run_window(loaded, histories, range(len(histories)), names)
+            made = _run_window(loaded, histories, range(len(histories)), names, scores)
             return _Outputs(made[0], made[1], None, _normalisers(names, made))
         step = loaded.step
         n = len(histories)
@@ -471,7 +490,7 @@ class OnnxRecommender:
         if given_rows:
             start[given_rows], inputs[given_rows] = _decode_carried(step, b"".join(given_bytes))
         names = loaded.outputs(WINDOW_OUTPUT_NAMES)
-        made = _run_window(loaded, histories, whole, names)  # the step graph's outputs, in the same order
+        made = _run_window(loaded, histories, whole, names, scores)  # the step graph's outputs, in order
         if whole:
             encoded = loaded.featurizer.encode(
                 [histories[row] for row in whole], pad_to=step.attend, window=step.attend
@@ -567,7 +586,7 @@ def _predictions(
     # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
     for lo in range(0, len(rows), PREDICTION_ROWS):
         chunk = rows[lo : lo + PREDICTION_ROWS]
-        # the rows of a whole batch in order: a view, which only an exclusion copies
+        # the rows of a whole batch in order: a view (exclusions are masked in it)
         whole = isinstance(chunk, range) and chunk.step == 1
         scores = logits[chunk.start : chunk.stop, RESERVED:] if whole else logits[chunk, RESERVED:]
         # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
@@ -583,9 +602,7 @@ def _predictions(
         banned = (
             [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
         )
-        if any(banned):
-            if whole:
-                scores = scores.copy()  # masked in place below
+        if any(banned):  # masked in place: the scores are this call's own (`recommend`)
             lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
             columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
             scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
@@ -633,9 +650,14 @@ def _catalogue_predictions(
 
 
 def _run_window(
-    loaded: _Loaded, histories: Sequence[History], rows: Sequence[int], outputs: tuple[str, ...]
+    loaded: _Loaded,
+    histories: Sequence[History],
+    rows: Sequence[int],
+    outputs: tuple[str, ...],
+    scores: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """The window graph's `outputs` on `histories[rows]`: arrays for all of `histories`, filled at `rows`.
+    """The window graph's `outputs` on `histories[rows]`: arrays for all of `histories`, filled at
+    `rows` (the first, the scores, in `scores` when given).
 
     Bit-identical answers whatever the batch: a replay batches differently from a live worker and
     must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats only
@@ -645,7 +667,10 @@ def _run_window(
     a one-row path whose sums differ in the last bit."""
     window = loaded.featurizer.config.window
     n = len(histories)
-    arrays = [_blank(loaded, name, at, n) for at, name in enumerate(outputs)]
+    arrays = [
+        scores if at == 0 and scores is not None else _blank(loaded, name, at, n)
+        for at, name in enumerate(outputs)
+    ]
     buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
     groups: dict[int, list[int]] = {}
     for index in rows:

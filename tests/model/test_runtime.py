@@ -264,6 +264,22 @@ def test_a_large_batch_leaves_no_memory_behind(recommender: OnnxRecommender) -> 
     assert _held() - before < 8 * 2**20
 
 
+def test_calls_of_other_sizes_in_between_change_no_answer(
+    recommender: OnnxRecommender, states: list[UserState]
+) -> None:
+    """A thread's score matrix is kept from call to call and written over (`_scores`); exclusions are
+    masked in it: nothing of one call may show in the next."""
+    histories = [history_of(s.recent) for s in states[:40]]
+    exclude = [frozenset(item for item, _, _ in h[-3:] if item is not None) for h in histories]
+    first = recommender.recommend(histories, k=10, exclude=exclude)
+    recommender.recommend(histories[:7], k=10)
+    recommender.recommend(histories[5:], k=10, exclude=exclude[5:])
+    assert recommender.recommend(histories, k=10, exclude=exclude) == first
+    assert recommender.recommend(histories[:9], k=10) == OnnxRecommender(DEFAULT_MODEL).recommend(
+        histories[:9], k=10
+    )
+
+
 def test_a_large_stepped_batch_leaves_little_memory_behind(recommender: OnnxRecommender) -> None:
     """The cut step graph's readout keeps an arena: what one call of `READOUT_ROWS` rows needs,
     whatever the batch (about 2 MiB for the shipped model)."""
