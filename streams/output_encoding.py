@@ -10,6 +10,7 @@ clock, so a worker and an offline replay of the same log write the same messages
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from typing import Any, Literal, get_args
@@ -86,7 +87,13 @@ def rfc3339(ts_ms: int) -> str:
     `gmtime` of a given time is a calendar conversion (no clock is read), and twice as fast as
     datetime's: this runs once per output message."""
     seconds, millis = divmod(int(ts_ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return _utc_second(seconds) + f".{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_second(seconds: int) -> str:
+    """A batch's outputs have a few distinct seconds between them: each is converted once."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def _bytes_as_base64(obj: object) -> str:
