@@ -43,7 +43,8 @@ class SplitStep:
 
 def split_step(model: onnx.ModelProto, outputs: tuple[str, ...], state_output: str) -> SplitStep | None:
     """`model`'s step graph (its outputs `outputs`, one of them `state_output`) cut in two, or None
-    when its state is not a Concat of parts of known width that the readout can start from."""
+    when its state is not a Concat of parts of known width that the readout can start from.
+    Declares the parts' types in `model` (the extractor looks its inputs up there)."""
     graph = model.graph
     producer = next((node for node in graph.node if state_output in node.output), None)
     if producer is None or producer.op_type != "Concat" or state_output not in outputs:
@@ -60,6 +61,8 @@ def split_step(model: onnx.ModelProto, outputs: tuple[str, ...], state_output: s
     if axis not in (1, -1):
         return None
     parts = tuple(producer.input)
+    if len(set(parts)) != len(parts):
+        return None  # one tensor twice in the state: it would be fed twice
     readout_outputs = tuple(name for name in outputs if name != state_output)
     inputs = [i.name for i in graph.input]
     advance = Extractor(model).extract_model(inputs, [state_output])
@@ -69,8 +72,8 @@ def split_step(model: onnx.ModelProto, outputs: tuple[str, ...], state_output: s
                 onnx.helper.make_tensor_value_info(part, onnx.TensorProto.FLOAT, ["batch", width])
             )
     readout = Extractor(model).extract_model([*parts, *INPUT_NAMES], list(readout_outputs))
-    made = {name for node in readout.graph.node for name in node.input}
-    if STATE_NAME in made:  # the readout reads the carried state itself: no cut
+    read = {name for node in readout.graph.node for name in node.input}
+    if STATE_NAME in read:  # the readout reads the carried state itself: no cut
         return None
     return SplitStep(
         advance.SerializeToString(), readout.SerializeToString(), parts, tuple(widths), readout_outputs
