@@ -107,7 +107,6 @@ class ProcessingLoop:
     _thread: threading.Thread | None = None
     _log_ends_at: float = 0.0
     _ticked_at: float = 0.0
-    _events_in: dict[str, Any] = field(default_factory=dict)  # per input topic, its labelled counter
 
     def __post_init__(self) -> None:
         self.catalog.on_update = self._changed_items.append
@@ -266,10 +265,7 @@ class ProcessingLoop:
     def _admit(self, checkpoint: Checkpoint, record: InputRecord, handed_at: int) -> None:
         """Decode and validate; bad input goes to dead-letters at once and never waits in order."""
         logical = self.settings.logical(record.topic) or record.topic
-        counter = self._events_in.get(logical)
-        if counter is None:
-            counter = self._events_in[logical] = self.metrics.events_in.labels(logical)
-        counter.inc()
+        self.metrics.child(self.metrics.events_in, logical).inc()
         self.counts.events += 1
         try:
             parsed = parse_user_event(

@@ -6,7 +6,10 @@ Named by Prometheus' conventions: the unit ends the name (`_seconds`, `_bytes`, 
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 # Event-to-output latency, seconds: from a few hundred microseconds (one event, no wait) to the
 # event-time merge's longest hold (streams.live.sequencer).
@@ -16,6 +19,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # `child`
         r = self.registry
         self.events_in = Counter("streams_events_in", "Input events consumed", ["topic"], registry=r)
         self.applied = Counter("streams_events_applied", "Events applied to user state", registry=r)
@@ -107,6 +111,15 @@ class WorkerMetrics:
             "Keys of the local timer and watcher index (RocksDB's estimate)",
             registry=r,
         )
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once: a hot path (per record, per output) reads it
+        from a plain dict instead of `labels()`' locked, validating lookup."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def trigger_suppressed(self, kind: str, reason: str) -> None:
         """The core's observer of the contact policy (streams.core.triggers.Refused)."""

@@ -120,12 +120,8 @@ class OutputSink:
         for user_id, message in feed:
             publish(user_id, message)
         now = time.monotonic()
-        histograms: dict[str, Any] = {}  # a topic's labelled child, looked up once per round
         for topic, read_at in self.pending_latency:
-            histogram = histograms.get(topic)
-            if histogram is None:
-                histogram = histograms[topic] = self.metrics.event_to_output.labels(topic)
-            histogram.observe(now - read_at)
+            self.metrics.child(self.metrics.event_to_output, topic).observe(now - read_at)
         self.pending_latency.clear()
 
     def discard_feed(self) -> None:

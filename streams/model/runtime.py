@@ -73,6 +73,9 @@ LEXSORT_ENTRIES = 512  # `_ranking`: fewer entries than this are ranked by lexso
 # the catalogue items (float64), which the mixture has summed already
 NORMALISER_NAME = "log_normaliser"
 FORMAT = "streams-onnx/1"
+# Where the state is among a step-mode artifact's graph outputs, whichever form serves them (the
+# window graph's `state`, the step graph's `next_state`): after the scores and the intent
+STATE_AT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,17 +512,17 @@ class OnnxRecommender:
             ready.sort()
             moved = [row for row in ready if row in waiting]
             if moved:
-                start[moved] = made[2][[waiting[row] for row in moved]]
+                start[moved] = made[STATE_AT][[waiting[row] for row in moved]]
             before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
             inputs[ready] = _append_event(before, newest[ready])
             if step.recurrence is None:
                 _run_step(step, ready, inputs, start, made)
             else:
-                _advance(step, step.recurrence, ready, inputs, start, made)
+                _advance(step.recurrence, ready, inputs, start, made)
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
         if step.recurrence is not None and stepped:
             _read_out(step, step.recurrence.split, stepped, inputs, made)
-        return _Outputs(made[0], made[1], _encode_carried(made[2], inputs), _normalisers(names, made))
+        return _Outputs(made[0], made[1], _encode_carried(made[STATE_AT], inputs), _normalisers(names, made))
 
 
 def _normalisers(names: tuple[str, ...], made: list[np.ndarray]) -> np.ndarray | None:
@@ -721,19 +724,13 @@ def _run_step(
 
 
 def _advance(
-    step: _Step,
-    recurrence: _Recurrence,
-    rows: list[int],
-    inputs: np.ndarray,
-    start: np.ndarray,
-    out: list[np.ndarray],
+    recurrence: _Recurrence, rows: list[int], inputs: np.ndarray, start: np.ndarray, out: list[np.ndarray]
 ) -> None:
-    """One wave of the recurrence: the next state of `rows` (ascending), into `out` at the state's
-    place (even row counts, as `_run_step`)."""
-    at = step.outputs.index(NEXT_STATE_NAME)
-    made = [out[at]]
+    """One wave of the recurrence: the next state of `rows` (ascending), into `out[STATE_AT]` (even
+    row counts, as `_run_step`)."""
+    made = [out[STATE_AT]]
     _fill(made, rows, recurrence.session.run([NEXT_STATE_NAME], _step_feeds(rows, inputs, start)))
-    out[at] = made[0]
+    out[STATE_AT] = made[0]
 
 
 def _read_out(
@@ -741,13 +738,12 @@ def _read_out(
 ) -> None:
     """The readout of every stepped row (ascending), from the next state the waves made, `READOUT_ROWS`
     rows a call: the step graph's other outputs, into `out` at their places."""
-    at = step.outputs.index(NEXT_STATE_NAME)
-    places = [i for i in range(len(step.outputs)) if i != at]
+    places = [i for i in range(len(step.outputs)) if i != STATE_AT]
     names = [step.outputs[i] for i in places]
     made = [out[i] for i in places]
     for lo in range(0, len(rows), READOUT_ROWS):
         chunk = rows[lo : lo + READOUT_ROWS]
-        feeds = _step_feeds(chunk, inputs, out[at])
+        feeds = _step_feeds(chunk, inputs, out[STATE_AT])
         state = feeds.pop(STATE_NAME)
         _fill(made, chunk, step.session.run(names, {**split.feeds(state), **feeds}))
     for i, array in zip(places, made, strict=True):

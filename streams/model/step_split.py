@@ -64,14 +64,15 @@ def split_step(model: onnx.ModelProto, outputs: tuple[str, ...], state_output: s
     if len(set(parts)) != len(parts):
         return None  # one tensor twice in the state: it would be fed twice
     readout_outputs = tuple(name for name in outputs if name != state_output)
-    inputs = [i.name for i in graph.input]
-    advance = Extractor(model).extract_model(inputs, [state_output])
+    declared = {v.name for v in graph.value_info}
     for part, width in zip(parts, widths, strict=True):
-        if part not in {v.name for v in graph.value_info}:
+        if part not in declared:
             graph.value_info.append(
                 onnx.helper.make_tensor_value_info(part, onnx.TensorProto.FLOAT, ["batch", width])
             )
-    readout = Extractor(model).extract_model([*parts, *INPUT_NAMES], list(readout_outputs))
+    extractor = Extractor(model)
+    advance = extractor.extract_model([i.name for i in graph.input], [state_output])
+    readout = extractor.extract_model([*parts, *INPUT_NAMES], list(readout_outputs))
     read = {name for node in readout.graph.node for name in node.input}
     if STATE_NAME in read:  # the readout reads the carried state itself: no cut
         return None
