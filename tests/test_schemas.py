@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.errors import SchemaViolation
-from streams.schemas import EVENT_KINDS, load_schema, schemas_dir, validate
+from streams.schemas import EVENT_KINDS, _accepts, load_schema, schemas_dir, validate
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
@@ -122,3 +126,66 @@ def test_order_items_are_checked() -> None:
 
 def test_unknown_optional_fields_are_allowed() -> None:
     validate("click", {**CLICK, "referrer": "newsletter"})
+
+
+# Values near the valid ones: every field of an input schema replaced by odd JSON-ish values.
+_odd_text = st.text(alphabet=st.characters(codec=None), max_size=12) | st.sampled_from(
+    ["", "a" * 128, "a" * 129, "🛒" * 128, "🛒" * 129, "a\ud800b", "USD", "usd", "US"]
+)
+_numbers = (
+    st.integers(-(2**65), 2**65)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0, -1, 1, 2.0, 1.5, -0.0, 9_999_999_999_999, 10_000_000_000_000, 10_000, 10_001])
+)
+_scalars = st.none() | st.booleans() | _numbers | _odd_text
+_values = st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_odd_text, inner, max_size=3)
+)
+INPUTS = {
+    "click": {**CLICK, "quantity": 2, "price": 9.5, "items": ["a"], "position": 1},
+    "order": {
+        "event_id": "o1",
+        "user_id": "u1",
+        "order_id": "ord-1",
+        "status": "placed",
+        "ts": 1,
+        "currency": "EUR",
+        "items": [{"item_id": "sku-3", "quantity": 1, "price": 9.5}],
+    },
+    "catalog_item": {"item_id": "sku-3", "ts": 1, "price": 9.5, "in_stock": True, "category": "c"},
+}
+
+
+def _judged_by_fastjsonschema(kind: str, value: Any) -> bool:
+    try:
+        fastjsonschema.compile(load_schema(kind))(value)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
+
+
+@settings(deadline=None, max_examples=400)
+@given(
+    kind=st.sampled_from(sorted(INPUTS)),
+    changes=st.dictionaries(st.sampled_from(sorted({k for v in INPUTS.values() for k in v})), _values),
+    line=st.dictionaries(st.sampled_from(["item_id", "quantity", "price", "x"]), _values, max_size=2),
+)
+def test_the_fast_validator_accepts_nothing_fastjsonschema_refuses(
+    kind: str, changes: dict[str, Any], line: dict[str, Any]
+) -> None:
+    """jsonschema-rs only shortcuts acceptance; what it accepts, the schema's reference validator
+    accepts too (a refusal always goes through fastjsonschema, which names the rule)."""
+    value = {**INPUTS[kind], **changes}
+    if kind == "order" and "items" not in changes:
+        value["items"] = [{**INPUTS["order"]["items"][0], **line}]
+    try:
+        accepted = _accepts(kind)(value)
+    except Exception:  # validate() falls back on any error of the fast path
+        accepted = False
+    if accepted:
+        assert _judged_by_fastjsonschema(kind, value), value
+    try:
+        assert validate(kind, value) is value
+        assert _judged_by_fastjsonschema(kind, value)
+    except SchemaViolation:
+        assert not _judged_by_fastjsonschema(kind, value)
