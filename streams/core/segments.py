@@ -27,7 +27,7 @@ from streams.core import profile as profiles
 from streams.core.catalog import Catalog
 from streams.core.config import DAY, RulesConfig, Segment
 from streams.core.events import SCHEMA_VERSION
-from streams.core.expressions import Compiled, compile_expression
+from streams.core.expressions import compile_rules
 from streams.core.ids import stable_id
 from streams.core.state import UserState
 
@@ -65,14 +65,16 @@ def facts(
 
 class Facts(dict[str, Any]):
     """`facts` computed on first use: segment rules read a few of the names after every event, and
-    an `and` stops at its first false operand, so most facts of most events are never needed."""
+    an `and` stops at its first false operand, so most facts of most events are never needed. The
+    compiled rules compute a fact from it with `_FACT_OF` when they first read the fact; as a
+    mapping, it computes and keeps each fact when first looked up."""
 
     __slots__ = ("catalog", "config", "intent", "now", "state")
 
     def __init__(
         self, state: UserState, intent: float | None, now: int, config: RulesConfig, catalog: Catalog | None
     ) -> None:
-        super().__init__()
+        # No dict.__init__: it has nothing to do for an empty dict, and one is made per event.
         self.state, self.intent, self.now, self.config, self.catalog = state, intent, now, config, catalog
 
     def __missing__(self, name: str) -> Any:
@@ -98,20 +100,19 @@ _FACT_OF: dict[str, Callable[[Facts], Any]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
+class _Rule:
     segment: Segment
-    tree: ast.AST
-    run: Compiled | None  # the expression as closures; None: evaluated by simpleeval
+    tree: ast.AST  # simpleeval's parse of `segment.when`
 
 
 class SegmentRules:
-    """The configured segments, parsed once."""
+    """The configured segments, parsed once and compiled into one function (`streams.core.expressions`)."""
 
     def __init__(self, config: RulesConfig, catalog: Catalog | None = None) -> None:
         self.config = config
         self.catalog = catalog
         self._evaluator = EvalWithCompoundTypes(functions=_ALLOWED_CALLS)
-        self.compiled: list[_Compiled] = []
+        self.rules: list[_Rule] = []
         used: set[str] = set()
         for segment in config.segments:
             try:
@@ -125,43 +126,46 @@ class SegmentRules:
                     f"segment {segment.id}: unknown name(s) {', '.join(unknown)}; known: {', '.join(FACTS)}"
                 )
             used |= names
-            run = compile_expression(
-                tree, self._evaluator.operators, _ALLOWED_CALLS, frozenset(FACTS), frozenset({"interest"})
-            )
-            self.compiled.append(_Compiled(segment, tree, run))
+            self.rules.append(_Rule(segment, tree))
         self.time_dependent = bool(used & TIME_FACTS)
-        self.all_compiled = all(c.run is not None for c in self.compiled)
+        # In id order, so the function's answer is already sorted.
+        by_id = sorted(self.rules, key=lambda rule: rule.segment.id)
+        trees = [(rule.segment.id, rule.tree) for rule in by_id]
+        compile_args = (self._evaluator.operators, _ALLOWED_CALLS, frozenset(FACTS), frozenset({"interest"}))
+        self._matching, left_out = compile_rules(trees, *compile_args, readers=_FACT_OF)
+        self._left_out = [rule for rule in by_id if rule.segment.id in left_out]
+        if self._left_out:
+            # simpleeval reads every fact from a dict: the compiled rules read that dict too, so no
+            # fact is computed twice.
+            self._matching, _ = compile_rules(trees, *compile_args)
+        self.all_compiled = not self._left_out
         self._check(UserState("segment-check"))
 
     def _check(self, sample: UserState) -> None:
         """Evaluate every rule once, so an expression the evaluator refuses fails at load time."""
         self._evaluator.names = facts(sample, None, 0, self.config)
-        for c in self.compiled:
+        for rule in self.rules:
             try:
-                self._evaluator.eval(c.segment.when, previously_parsed=c.tree)
+                self._evaluator.eval(rule.segment.when, previously_parsed=rule.tree)
             except TypeError:
                 pass  # a comparison with null: allowed, it is false (see `matching`)
             except InvalidExpression as exc:
-                raise ValueError(f"segment {c.segment.id}: {exc}") from None
+                raise ValueError(f"segment {rule.segment.id}: {exc}") from None
 
     def matching(self, state: UserState, intent: float | None, now: int) -> list[str]:
-        """Ids of the segments the shopper belongs to at `now`, sorted (consent not applied)."""
-        names: dict[str, Any]
+        """Ids of the segments the shopper belongs to at `now`, sorted (consent not applied). A rule
+        that raises TypeError, a comparison with null (no order yet, no price seen), does not hold."""
         if self.all_compiled:
-            names = Facts(state, intent, now, self.config, self.catalog)
-        else:
-            names = self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
-        out = []
-        for c in self.compiled:
+            # Facts are computed by the compiled function, each when first read.
+            return self._matching(Facts(state, intent, now, self.config, self.catalog))
+        names = self._evaluator.names = facts(state, intent, now, self.config, self.catalog)
+        out = self._matching(names)
+        for rule in self._left_out:
             try:
-                if c.run is not None:
-                    matched = bool(c.run(names))
-                else:
-                    matched = bool(self._evaluator.eval(c.segment.when, previously_parsed=c.tree))
+                if self._evaluator.eval(rule.segment.when, previously_parsed=rule.tree):
+                    out.append(rule.segment.id)
             except TypeError:
-                matched = False  # a comparison with null (no order yet, no price seen) does not hold
-            if matched:
-                out.append(c.segment.id)
+                pass
         return sorted(out)
 
     def next_check(self, state: UserState, after: int) -> int | None:
@@ -193,7 +197,7 @@ class SegmentRules:
         current = ledger.segments
         if target == current:
             return []
-        known = {c.segment.id: c.segment for c in self.compiled}
+        known = {rule.segment.id: rule.segment for rule in self.rules}
         changes: list[tuple[str, str, str]] = []
         for segment_id in sorted(set(current) - set(target)):
             if opted_out:

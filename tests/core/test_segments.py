@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from simpleeval import EvalWithCompoundTypes
 
-from streams.core.config import DAY, RulesConfig, Segment
+from streams.core.config import DAY, DEFAULT_SEGMENTS, RulesConfig, Segment
 from streams.core.processor import Output, Processor
-from streams.core.segments import AUDIENCE_SEGMENTS, FACTS, Facts, SegmentRules, facts
+from streams.core.segments import _ALLOWED_CALLS, AUDIENCE_SEGMENTS, FACTS, Facts, SegmentRules, facts
 from streams.schemas import validate
 from tests.core.fakes import FakeRecommender
 from tests.core.test_processor import T0, Driver, click, order
@@ -168,3 +169,34 @@ def test_facts_are_computed_when_read_and_equal_the_full_set() -> None:
     full = facts(state, 0.4, T0 + DAY, config)
     assert list(full) == list(FACTS)
     assert {name: Facts(state, 0.4, T0 + DAY, config, None)[name] for name in FACTS} == full
+
+
+def test_matching_answers_as_simpleeval_rule_by_rule_compiled_or_not() -> None:
+    driver = Driver(Processor(FakeRecommender()))
+    buys = [order(n, "buyer", T0 + n * DAY, f"sku-{n}") for n in range(1, 4)]
+    driver.run([*scripted_cart_shopper()[:3], click(0, "buyer", T0, item="sku-9"), *buys])
+    more = (
+        Segment("not_compiled", "max(orders, 1, key=abs) >= 3"),  # keyword arguments: simpleeval's
+        Segment("a_null_compared", "days_since_order > 30"),  # TypeError where no order: not matched
+    )
+    evaluator = EvalWithCompoundTypes(functions=_ALLOWED_CALLS)
+
+    def holds(when: str) -> bool:
+        try:
+            return bool(evaluator.eval(when))
+        except TypeError:
+            return False
+
+    for config, all_compiled in (
+        (RulesConfig(), True),
+        (RulesConfig(segments=(*DEFAULT_SEGMENTS, *more)), False),
+    ):
+        rules = SegmentRules(config)
+        assert rules.all_compiled is all_compiled
+        for state in driver.states.values():
+            for intent in (None, 0.6):
+                for now in (T0 + 4 * DAY, T0 + 40 * DAY):
+                    evaluator.names = facts(state, intent, now, config)
+                    expected = sorted(s.id for s in config.segments if holds(s.when))
+                    assert rules.matching(state, intent, now) == expected
+                    assert expected  # the states are not in the empty audience
