@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from math import gcd
-from operator import add, sub
+from math import gcd, inf
+from operator import sub
 from typing import Any
 
 from streams.core.events import SCHEMA_VERSION
@@ -72,6 +72,10 @@ class DemandWindows:
     late: int = 0  # events that came after every window holding them was emitted
     pane_ms: int = field(init=False)
     sizes: tuple[int, ...] = field(init=False)  # of the specs, in their order
+    # Both follow from `next_end` (see _follow_next_end) and are not stored: kept at hand, they let
+    # count() and close() decide with one comparison what most events need (no window closes).
+    due: float = field(init=False, compare=False, repr=False)  # close() emits nothing before it
+    open_from: float = field(init=False, compare=False, repr=False)  # count(): earlier events are late
 
     def __post_init__(self) -> None:
         if not self.specs:
@@ -81,22 +85,28 @@ class DemandWindows:
             step = gcd(gcd(step, spec.size_ms), spec.hop_ms)
         self.pane_ms = step
         self.sizes = tuple(spec.size_ms for spec in self.specs)
+        self._follow_next_end()
 
     def count(self, ts: int, increments: Mapping[str, Sequence[int]]) -> bool:
         """Add each key's measures (a list in `MEASURES` order) at event time `ts`; False: too late."""
-        if not self.next_end:
-            self.next_end = [spec.first_end(ts) for spec in self.specs]
-        elif ts < self._needed_from():
-            self.late += 1
-            return False
-        _add(self.panes.setdefault(ts - ts % self.pane_ms, {}), increments)
+        if ts < self.open_from:
+            if self.next_end:
+                self.late += 1
+                return False
+            self.next_end = [spec.first_end(ts) for spec in self.specs]  # the first event opens them
+            self._follow_next_end()
+        start = ts - ts % self.pane_ms
+        pane = self.panes.get(start)
+        if pane is None:
+            pane = self.panes[start] = {}
+        _add(pane, increments)
         return True
 
     def close(self, horizon: int, partition: int) -> list[dict[str, Any]]:
         """The counts of every window that ends at or before `horizon`: oldest end first, then by
         spec and key."""
-        if not self.next_end:
-            return []
+        if horizon < self.due:
+            return []  # most events: no window ends yet
         out: list[tuple[int, int, list[dict[str, Any]]]] = []
         for index, spec in enumerate(self.specs):
             while self.next_end[index] <= horizon:
@@ -107,9 +117,9 @@ class DemandWindows:
                     self.next_end[index] = end + spec.hop_ms
                 else:
                     self.next_end[index] = self._next_busy_end(spec, end, horizon)
+        self._follow_next_end()
         if out:
-            needed = self._needed_from()
-            for start in [p for p in self.panes if p < needed]:
+            for start in [p for p in self.panes if p < self.open_from]:
                 del self.panes[start]
         return [row for _, _, rows in sorted(out, key=lambda o: (o[0], o[1])) for row in rows]
 
@@ -120,9 +130,15 @@ class DemandWindows:
         ahead = [start for start in self.panes if start >= end]
         return max(end + spec.hop_ms, spec.first_end(min(ahead) if ahead else horizon))
 
-    def _needed_from(self) -> int:
-        """The earliest event time an open window still holds: panes before it are done."""
-        return min(map(sub, self.next_end, self.sizes))  # per event: C calls only
+    def _follow_next_end(self) -> None:
+        """Derive `due` (the earliest end to emit) and `open_from` (the earliest event time an open
+        window still holds: panes before it are done) from `next_end`; before the first event no
+        window is open, and both are infinite so that the first event opens them."""
+        if self.next_end:
+            self.due = min(self.next_end)
+            self.open_from = min(map(sub, self.next_end, self.sizes))
+        else:
+            self.due = self.open_from = inf
 
     def _window(self, spec: WindowSpec, end: int, partition: int) -> list[dict[str, Any]]:
         start = end - spec.size_ms
@@ -154,8 +170,13 @@ class DemandWindows:
 def _add(rows: dict[str, list[int]], increments: Mapping[str, Sequence[int]]) -> None:
     for key, measures in increments.items():
         row = rows.get(key)
-        # A new list rather than in place: rows are never shared, and map is C all the way down.
-        rows[key] = list(measures) if row is None else list(map(add, row, measures))
+        if row is None:
+            rows[key] = list(measures)  # a copy: rows are updated in place, never shared
+        else:  # four subscripts cost less than one list(map(add, ...)) or a new list
+            row[0] += measures[0]
+            row[1] += measures[1]
+            row[2] += measures[2]
+            row[3] += measures[3]
 
 
 def _value(
