@@ -210,7 +210,10 @@ COUNTED_CLICKS: dict[str, tuple[int, ...]] = {"view": (1, 0, 0, 0), "add_to_cart
 
 def click_increments(kind: str, item_id: str, category: str | None) -> dict[str, tuple[int, ...]]:
     """A view or add-to-cart: one for the item, its category and the total."""
-    return {key: COUNTED_CLICKS[kind] for key in _keys(item_id, category)}
+    measures = COUNTED_CLICKS[kind]  # the keys of _keys, in its order, built without a list
+    if category:
+        return {TOTAL: measures, f"i:{item_id}": measures, f"c:{category}": measures}
+    return {TOTAL: measures, f"i:{item_id}": measures}
 
 
 def order_increments(lines: Iterable[tuple[str, int, str | None]]) -> dict[str, list[int]]:

@@ -301,6 +301,8 @@ class Processor:
             windows.count(event.ts, increments)
         horizon = part.watermark - self.config.demand_lateness_ms
         closed = windows.close(horizon, incoming.partition)
+        if not closed:
+            return []  # most events close no window
         return [Output(DEMAND, demand_key(v), v, incoming.partition) for v in closed]
 
     def _category_of(self, item_id: str, state: UserState | None) -> str | None:
