@@ -285,11 +285,17 @@ class Processor:
 
     def _demand(self, part: PartitionState, incoming: Incoming, state: UserState | None) -> list[Output]:
         """Count the event in the partition's demand windows; emit the windows its time closes."""
-        if part.demand is None or part.demand.specs != self.window_specs:
-            part.demand = self._new_demand()  # turned on, or other windows configured: start afresh
-            if part.demand is None:
-                return []
-        windows, event = part.demand, incoming.event
+        windows = part.demand
+        if windows is None or windows.specs is not self.window_specs:
+            if windows is not None and windows.specs == self.window_specs:
+                # Restored from the changelog: the same windows, compared by identity from now on
+                # (equal specs are compared field by field, at every event).
+                windows.specs = self.window_specs
+            else:  # turned on, or other windows configured: start afresh
+                windows = part.demand = self._new_demand()
+                if windows is None:
+                    return []
+        event = incoming.event
         increments: Mapping[str, Sequence[int]] = {}
         if isinstance(event, Click) and event.item_id is not None and event.type in COUNTED_CLICKS:
             category = event.category or getattr(self.catalog.get(event.item_id), "category", None)
