@@ -32,8 +32,9 @@ CHECKOUT = "checkout_abandonment"
 
 FIRED_HISTORY = 20
 WATCHED_ITEMS = 20
-DUPLICATE = "duplicate"
-_event_ts = attrgetter("ts")  # a trigger already sent with this id (emitted before a crash)
+DUPLICATE = "duplicate"  # a trigger already sent with this id (emitted before a crash)
+_event_ts = attrgetter("ts")
+_CARTED = ("add_to_cart", "order_placed")  # event kinds that end browsing in a session
 
 # Told of every trigger the policy refuses: (kind, reason). An observer only: it changes nothing.
 Refused = Callable[[str, str], None]
@@ -65,20 +66,39 @@ def _session_views(state: UserState) -> tuple[dict[str, int], dict[str, int], bo
             items[event.item_id] = items.get(event.item_id, 0) + 1
             if event.category:
                 categories[event.category] = categories.get(event.category, 0) + 1
-        elif event.kind in ("add_to_cart", "order_placed"):
+        elif event.kind in _CARTED:
             carted = True
     return items, categories, carted
 
 
 def _browsing(state: UserState, config: RulesConfig) -> bool:
+    """The session viewed one item `browse_item_views` times or one category `browse_category_views`
+    times, and neither added to a cart nor ordered. Runs after every event: one pass over the
+    session, newest first (no search for where it starts), that stops counting views once a count
+    reaches its bound (it still looks at every event for a cart add or an order)."""
     if state.cart:
         return False
-    items, categories, carted = _session_views(state)
-    if carted:
-        return False
-    return (items and max(items.values()) >= config.browse_item_views) or (
-        bool(categories) and max(categories.values()) >= config.browse_category_views
-    )
+    start = state.session.start_ts if state.session is not None else 0
+    item_bound, category_bound = config.browse_item_views, config.browse_category_views
+    items: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    reached = False
+    for event in reversed(state.recent):  # sorted by event time: the session is its tail
+        if event.ts < start:
+            break
+        kind = event.kind
+        if kind == "view":
+            item = event.item_id
+            if reached or item is None:
+                continue
+            views = items[item] = items.get(item, 0) + 1
+            reached = views >= item_bound
+            if category := event.category:
+                views = categories[category] = categories.get(category, 0) + 1
+                reached = reached or views >= category_bound
+        elif kind in _CARTED:
+            return False
+    return reached
 
 
 def schedule(state: UserState, event: UserEvent, config: RulesConfig) -> None:
