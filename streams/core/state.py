@@ -25,6 +25,7 @@ from streams.core.events import SOURCE_RANK, Click, Order, Position, UserEvent
 from streams.core.profile import Profile
 
 SESSION_GAP_MS = 30 * 60 * 1000
+_new_object = object.__new__  # an instance with its slots unset (`UserState.copy` fills them)
 _event_id = attrgetter("event_id")
 
 
@@ -150,30 +151,32 @@ class UserState:
         """A state the transition may change without touching this one. Runs for every event, so
         only the containers are copied: cart lines, purchases and the session are replaced when they
         change, never changed in place (`_own_line`, `_apply_order`, `_advance_session`), and so are
-        the entries of `fired`, `watch` and `segments`, the recommendation and the model memory."""
-        return UserState(
-            self.user_id,
-            list(self.recent),
-            dict(self.cart),
-            dict(self.purchases),
-            dict(self.counters),
-            self.first_ts,
-            self.last_ts,
-            self.session,
-            dict(self.seq),
-            dict(self.offsets),
-            self.consent,
-            dict(self.timers),
-            list(self.fired),
-            dict(self.watch),
-            self.replayed,
-            self.profile.copy(),
-            self.intent,
-            self.segments,
-            self.recommendation,
-            self.model,
-            self.attribution,
-        )
+        the entries of `fired`, `watch` and `segments`, the recommendation and the model memory.
+        Fills the slots directly, which costs about a quarter less than the dataclass constructor;
+        tests/core/test_state.py checks that every field is carried over."""
+        new = _new_object(UserState)
+        new.user_id = self.user_id
+        new.recent = self.recent.copy()
+        new.cart = self.cart.copy()
+        new.purchases = self.purchases.copy()
+        new.counters = self.counters.copy()
+        new.first_ts = self.first_ts
+        new.last_ts = self.last_ts
+        new.session = self.session
+        new.seq = self.seq.copy()
+        new.offsets = self.offsets.copy()
+        new.consent = self.consent
+        new.timers = self.timers.copy()
+        new.fired = self.fired.copy()
+        new.watch = self.watch.copy()
+        new.replayed = self.replayed
+        new.profile = self.profile.copy()
+        new.intent = self.intent
+        new.segments = self.segments
+        new.recommendation = self.recommendation
+        new.model = self.model
+        new.attribution = self.attribution
+        return new
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
         """Price x quantity over the cart: the price the click carried, else the catalog's."""

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 
 import msgpack
 
 from streams.core.events import Click, Order, OrderLine, Position
 from streams.core.processor import Processor
+from streams.core.profile import Profile
 from streams.core.state import SESSION_GAP_MS, StateLimits, UserState, apply_event, is_duplicate
 
 
@@ -175,3 +177,26 @@ def test_final_state_does_not_depend_on_how_the_two_topics_interleave() -> None:
                 merged.append(source.pop(0))
             got = run(merged, StateLimits(recent_events=100)) if merged else None
             assert got == expected, f"trial {trial}"
+
+
+def test_copy_carries_every_field_and_owns_its_containers() -> None:
+    state = run(
+        [
+            click(1, 1000, "add_to_cart", "a", session_id="s", marketing_consent=True),
+            order(2, 2000, "a"),
+            click(3, 3000, "view", "b", category="shoes", price=20.0),
+        ]
+    )
+    state.timers["cart_abandonment"] = 9000
+    state.fired.append([3000, "browse_abandonment", "t1"])
+    state.watch["b"] = [20.0, True, 3000]
+    state.intent, state.segments, state.recommendation = 0.5, ["s1"], ["r1"]
+    copied = state.copy()
+    for f in fields(UserState):
+        assert getattr(copied, f.name) == getattr(state, f.name), f.name
+    for f in fields(Profile):
+        assert getattr(copied.profile, f.name) == getattr(state.profile, f.name), f.name
+    changed = ("recent", "cart", "purchases", "counters", "seq", "offsets", "timers", "fired", "watch")
+    for name in changed:
+        assert getattr(copied, name) is not getattr(state, name), name
+    assert copied.profile is not state.profile and copied.profile.interest is not state.profile.interest
