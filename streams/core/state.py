@@ -26,6 +26,7 @@ from streams.core.profile import Profile
 
 SESSION_GAP_MS = 30 * 60 * 1000
 _new_object = object.__new__  # an instance with its slots unset (`UserState.copy` fills them)
+_set_field = object.__setattr__  # sets a field of a frozen dataclass (`RecentEvent.of`)
 _event_id = attrgetter("event_id")
 
 
@@ -55,6 +56,29 @@ class RecentEvent:
     @classmethod
     def from_wire(cls, raw: list[Any]) -> RecentEvent:
         return cls(*raw)
+
+    @classmethod
+    def of(
+        cls,
+        ts: int,
+        source_rank: int,
+        seq: int,
+        event_id: str,
+        kind: str,
+        item_id: str | None = None,
+        category: str | None = None,
+    ) -> RecentEvent:
+        """The same as the constructor, for every event applied: fills the fields of a bare instance,
+        which skips the frozen dataclass's argument binding (about a quarter of its cost)."""
+        entry = _new_object(cls)
+        _set_field(entry, "ts", ts)
+        _set_field(entry, "source_rank", source_rank)
+        _set_field(entry, "seq", seq)
+        _set_field(entry, "event_id", event_id)
+        _set_field(entry, "kind", kind)
+        _set_field(entry, "item_id", item_id)
+        _set_field(entry, "category", category)
+        return entry
 
 
 @dataclass(slots=True)
@@ -337,50 +361,45 @@ def apply_event(
     """The new state after `event`. Pure: `state` is not modified. Call `is_duplicate` first.
     `catalog` fills in a click's category and price when the event carries none (profile)."""
     new = UserState(user_id=event.user_id) if state is None else state.copy()
-    seq = new.seq.get(event.source, 0) + 1
-    new.seq[event.source] = seq
+    source, ts = event.source, event.ts
+    seq = new.seq[source] = new.seq.get(source, 0) + 1
     if position is not None:
         new.offsets[position.slot] = position.offset
     if is_impression(event):
         return new  # what was shown, not what the shopper did: only counted (core.attribution)
-    new.first_ts = event.ts if new.first_ts is None else min(new.first_ts, event.ts)
-    new.last_ts = event.ts if new.last_ts is None else max(new.last_ts, event.ts)
+    if new.first_ts is None or ts < new.first_ts:
+        new.first_ts = ts
+    if new.last_ts is None or ts > new.last_ts:
+        new.last_ts = ts
     if isinstance(event, Click):
-        kind = event.type
+        kind, item = event.type, event.item_id
         _apply_click(new, event, limits)
-        known = catalog.get(event.item_id) if catalog is not None and event.item_id is not None else None
+        known = catalog.get(item) if catalog is not None and item is not None else None
         category = event.category or (known.category if known is not None else None)
         price = event.price if event.price is not None else (known.price if known is not None else None)
         profiles.on_click(new.profile, event, category, price, limits.interest_categories)
-        _remember(
-            new,
-            RecentEvent(
-                event.ts, SOURCE_RANK[event.source], seq, event.event_id, kind, event.item_id, event.category
-            ),
-            limits,
-        )
+        entry = RecentEvent.of(ts, SOURCE_RANK[source], seq, event.event_id, kind, item, event.category)
     else:
         kind = f"order_{event.status}"
         _apply_order(new, event, limits)
         profiles.on_order(new.profile, event)
         first_item = event.items[0].item_id if event.items else None
-        _remember(
-            new,
-            RecentEvent(event.ts, SOURCE_RANK[event.source], seq, event.event_id, kind, first_item),
-            limits,
-        )
+        entry = RecentEvent.of(ts, SOURCE_RANK[source], seq, event.event_id, kind, first_item)
+    _remember(new, entry, limits)
     new.counters[kind] = new.counters.get(kind, 0) + 1
     return new
 
 
 def _remember(state: UserState, entry: RecentEvent, limits: StateLimits) -> None:
     recent = state.recent
-    if not recent or not entry < recent[-1]:
-        recent.append(entry)  # the usual case, the newest event: where insort puts it, one comparison
+    # The usual case is the newest event, which goes last (where insort puts it): a later event
+    # time alone shows it, without comparing whole entries.
+    if not recent or entry.ts > recent[-1].ts or not entry < recent[-1]:
+        recent.append(entry)
     else:
         bisect.insort(recent, entry)
-    if len(state.recent) > limits.recent_events:
-        del state.recent[: len(state.recent) - limits.recent_events]
+    if len(recent) > limits.recent_events:
+        del recent[: len(recent) - limits.recent_events]
 
 
 def _apply_click(state: UserState, click: Click, limits: StateLimits) -> None:
@@ -437,7 +456,8 @@ def _advance_session(state: UserState, click: Click) -> None:
 
 def _extended(session: Session, ts: int) -> Session:
     """A new record: the old one may be shared with the state before (UserState.copy)."""
-    start, last = min(session.start_ts, ts), max(session.last_ts, ts)
+    start = ts if ts < session.start_ts else session.start_ts  # min and max, without the calls
+    last = ts if ts > session.last_ts else session.last_ts
     return Session(session.id, start, last, session.events + 1, session.derived)
 
 

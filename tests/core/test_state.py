@@ -8,7 +8,7 @@ import msgpack
 from streams.core.events import Click, Order, OrderLine, Position
 from streams.core.processor import Processor
 from streams.core.profile import Profile
-from streams.core.state import SESSION_GAP_MS, StateLimits, UserState, apply_event, is_duplicate
+from streams.core.state import SESSION_GAP_MS, RecentEvent, StateLimits, UserState, apply_event, is_duplicate
 
 
 def click(n: int, ts: int, type_: str = "view", item: str | None = "a", **kw: object) -> Click:
@@ -200,3 +200,10 @@ def test_copy_carries_every_field_and_owns_its_containers() -> None:
     for name in changed:
         assert getattr(copied, name) is not getattr(state, name), name
     assert copied.profile is not state.profile and copied.profile.interest is not state.profile.interest
+
+
+def test_recent_event_of_is_the_constructor() -> None:
+    assert RecentEvent.of(5, 1, 2, "e", "order_placed", "a") == RecentEvent(5, 1, 2, "e", "order_placed", "a")
+    built = RecentEvent.of(5, 0, 3, "e", "view", "a", "shoes")
+    assert built == RecentEvent(5, 0, 3, "e", "view", "a", "shoes")
+    assert [getattr(built, f.name) for f in fields(RecentEvent)] == built.to_wire()
