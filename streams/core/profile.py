@@ -138,6 +138,8 @@ def top_category(profile: Profile) -> str | None:
     interest = profile.interest
     if not sum(interest.values()):
         return None
+    if len(interest) == 1:  # the most common profile, read after every event: no search
+        return next(iter(interest))
     strongest = max(interest.values())
     return min(c for c, points in interest.items() if points == strongest)
 

@@ -33,13 +33,15 @@ class Trending:
             return
         if not self.counts and not self.ref:
             self.ref = ts
-        self.clock = max(self.clock, ts)
-        if (self.clock - self.ref) > RENORMALIZE_AFTER * self.half_life_ms:
-            factor = math.exp2(-(self.clock - self.ref) / self.half_life_ms)
+        if ts > self.clock:
+            self.clock = ts
+        half_life = self.half_life_ms
+        if (self.clock - self.ref) > RENORMALIZE_AFTER * half_life:
+            factor = math.exp2(-(self.clock - self.ref) / half_life)
             for key in self.counts:
                 self.counts[key] *= factor
             self.ref = self.clock
-        self.add_scaled(item_id, weight * math.exp2((ts - self.ref) / self.half_life_ms))
+        self.add_scaled(item_id, weight * math.exp2((ts - self.ref) / half_life))
 
     def add_scaled(self, item_id: str, weight: float) -> None:
         self.counts[item_id] = self.counts.get(item_id, 0.0) + weight
