@@ -11,6 +11,7 @@ Scores are integers (milli-points, cents): compact in msgpack and exact to add.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,13 +146,11 @@ def top_category(profile: Profile) -> str | None:
 
 
 def price_band(profile: Profile, config: RulesConfig) -> str | None:
+    """The band of the first edge above the typical price (the edges ascend: RulesConfig.from_mapping
+    requires it), the last band at or above every edge."""
     if profile.price_cents is None:
         return None
-    price = profile.price_cents / 100
-    for name, edge in zip(PRICE_BANDS, config.price_band_edges, strict=False):
-        if price < edge:
-            return name
-    return PRICE_BANDS[len(config.price_band_edges)]
+    return PRICE_BANDS[bisect_right(config.price_band_edges, profile.price_cents / 100)]
 
 
 def lifecycle(first_ts: int | None, last_ts: int | None, now: int, config: RulesConfig) -> str:

@@ -204,6 +204,8 @@ class UserState:
 
     def cart_value(self, catalog: Catalog | None = None) -> float:
         """Price x quantity over the cart: the price the click carried, else the catalog's."""
+        if not self.cart:
+            return 0.0  # most shoppers' (read after every event)
         total = 0.0
         for item, line in self.cart.items():
             price = line.price

@@ -167,3 +167,12 @@ def test_top_category_is_the_first_of_the_interest_shares() -> None:
     for interest in ({}, {"books": 5}, {"a": 3, "b": 7, "c": 7}, {"z": 1, "y": 1}, {"x": 0}):
         profile = Profile(interest=dict(interest))
         assert top_category(profile) == next(iter(interest_shares(profile)), None), interest
+
+
+def test_price_band_edges_belong_to_the_band_above() -> None:
+    config = RulesConfig()  # budget < 20 <= mid < 60 <= upper < 150 <= premium
+    expected = {1: "budget", 1999: "budget", 2000: "mid", 5999: "mid", 6000: "upper", 14999: "upper"}
+    expected |= {15000: "premium", 10**9: "premium"}
+    for cents, band in expected.items():
+        assert price_band(Profile(price_cents=cents), config) == band, cents
+    assert price_band(Profile(), config) is None
