@@ -53,22 +53,15 @@ class Candidate:
 # -- timers ---------------------------------------------------------------------------------------
 
 
-def _session_views(state: UserState) -> tuple[dict[str, int], dict[str, int], bool]:
-    """Views per item and per category in the current session, and whether it added to a cart or
-    ordered. Runs after every event: plain dicts (a Counter costs a Python call per new key)."""
+def _session_item_views(state: UserState) -> dict[str, int]:
+    """Views per item in the current session (what a browse trigger names)."""
     start = state.session.start_ts if state.session is not None else 0
     items: dict[str, int] = {}
-    categories: dict[str, int] = {}
-    carted = False
     # `recent` is sorted by event time: the session is its tail.
     for event in islice(state.recent, bisect_left(state.recent, start, key=_event_ts), None):
         if event.kind == "view" and event.item_id is not None:
             items[event.item_id] = items.get(event.item_id, 0) + 1
-            if event.category:
-                categories[event.category] = categories.get(event.category, 0) + 1
-        elif event.kind in _CARTED:
-            carted = True
-    return items, categories, carted
+    return items
 
 
 def _browsing(state: UserState, config: RulesConfig) -> bool:
@@ -160,7 +153,7 @@ def due_candidate(state: UserState, kind: str, due: int, config: RulesConfig) ->
         reason = f"checkout of {len(items)} item(s) started, no order within {minutes} min"
         return Candidate(CHECKOUT, str(due), due, items, reason)
     if kind == BROWSE and _browsing(state, config):
-        views, _, _ = _session_views(state)
+        views = _session_item_views(state)
         top = sorted(views.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         items = [{"item_id": item} for item, _ in top]
         reason = (
