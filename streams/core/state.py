@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.core import profile as profiles
 from streams.core.attribution import Attribution, is_impression
@@ -26,7 +26,6 @@ from streams.core.profile import Profile
 
 SESSION_GAP_MS = 30 * 60 * 1000
 _new_object = object.__new__  # an instance with its slots unset (`UserState.copy` fills them)
-_set_field = object.__setattr__  # sets a field of a frozen dataclass (`RecentEvent.of`)
 _event_id = attrgetter("event_id")
 
 
@@ -39,8 +38,10 @@ class StateLimits:
     interest_categories: int = 8
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RecentEvent:
+class RecentEvent(NamedTuple):
+    """One event of `UserState.recent`. A tuple: entries are built, compared and sorted in C, and a
+    state read from the store builds up to `StateLimits.recent_events` of them."""
+
     # Field order is the sort order: event time, then topic, then arrival order within the topic.
     ts: int
     source_rank: int
@@ -51,34 +52,11 @@ class RecentEvent:
     category: str | None = None
 
     def to_wire(self) -> list[Any]:
-        return [self.ts, self.source_rank, self.seq, self.event_id, self.kind, self.item_id, self.category]
+        return list(self)
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> RecentEvent:
         return cls(*raw)
-
-    @classmethod
-    def of(
-        cls,
-        ts: int,
-        source_rank: int,
-        seq: int,
-        event_id: str,
-        kind: str,
-        item_id: str | None = None,
-        category: str | None = None,
-    ) -> RecentEvent:
-        """The same as the constructor, for every event applied: fills the fields of a bare instance,
-        which skips the frozen dataclass's argument binding (about a quarter of its cost)."""
-        entry = _new_object(cls)
-        _set_field(entry, "ts", ts)
-        _set_field(entry, "source_rank", source_rank)
-        _set_field(entry, "seq", seq)
-        _set_field(entry, "event_id", event_id)
-        _set_field(entry, "kind", kind)
-        _set_field(entry, "item_id", item_id)
-        _set_field(entry, "category", category)
-        return entry
 
 
 @dataclass(slots=True)
@@ -380,13 +358,13 @@ def apply_event(
         category = event.category or (known.category if known is not None else None)
         price = event.price if event.price is not None else (known.price if known is not None else None)
         profiles.on_click(new.profile, event, category, price, limits.interest_categories)
-        entry = RecentEvent.of(ts, SOURCE_RANK[source], seq, event.event_id, kind, item, event.category)
+        entry = RecentEvent(ts, SOURCE_RANK[source], seq, event.event_id, kind, item, event.category)
     else:
         kind = f"order_{event.status}"
         _apply_order(new, event, limits)
         profiles.on_order(new.profile, event)
         first_item = event.items[0].item_id if event.items else None
-        entry = RecentEvent.of(ts, SOURCE_RANK[source], seq, event.event_id, kind, first_item)
+        entry = RecentEvent(ts, SOURCE_RANK[source], seq, event.event_id, kind, first_item)
     _remember(new, entry, limits)
     new.counters[kind] = new.counters.get(kind, 0) + 1
     return new

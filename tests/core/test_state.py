@@ -202,8 +202,19 @@ def test_copy_carries_every_field_and_owns_its_containers() -> None:
     assert copied.profile is not state.profile and copied.profile.interest is not state.profile.interest
 
 
-def test_recent_event_of_is_the_constructor() -> None:
-    assert RecentEvent.of(5, 1, 2, "e", "order_placed", "a") == RecentEvent(5, 1, 2, "e", "order_placed", "a")
-    built = RecentEvent.of(5, 0, 3, "e", "view", "a", "shoes")
-    assert built == RecentEvent(5, 0, 3, "e", "view", "a", "shoes")
-    assert [getattr(built, f.name) for f in fields(RecentEvent)] == built.to_wire()
+def test_recent_events_round_trip_the_wire_and_sort_by_time_topic_and_arrival() -> None:
+    built = RecentEvent(5, 0, 3, "e", "view", "a", "shoes")
+    assert built.to_wire() == [5, 0, 3, "e", "view", "a", "shoes"]
+    assert RecentEvent.from_wire(built.to_wire()) == built
+    assert RecentEvent.from_wire([5, 1, 2, "e", "order_placed"]) == RecentEvent(5, 1, 2, "e", "order_placed")
+    later_topic, later_arrival, later_time = (
+        RecentEvent(5, 1, 1, "o", "order_placed"),
+        RecentEvent(5, 0, 4, "f", "view"),
+        RecentEvent(6, 0, 1, "g", "view"),
+    )
+    assert sorted([later_time, later_topic, built, later_arrival]) == [
+        built,
+        later_arrival,
+        later_topic,
+        later_time,
+    ]
