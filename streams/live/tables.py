@@ -3,19 +3,22 @@ changelog topic `Settings.changelog_topic(STATE_TABLE)`)."""
 
 from __future__ import annotations
 
-import msgpack
 import msgspec
 
-from streams.codec import encode_value
 from streams.core.state import UserState
+
+# A worker reads and writes the state of every shopper of a batch: msgspec's msgpack codec takes
+# about half the time of msgpack's, and writes the same bytes (tests/live/test_tables.py).
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder()
 
 
 def encode_state(state: UserState) -> bytes:
-    return encode_value(state.to_wire())
+    return _state_encoder.encode(state.to_wire())
 
 
 def decode_state(raw: bytes) -> UserState:
-    return UserState.from_wire(msgpack.unpackb(raw, raw=False))
+    return UserState.from_wire(_state_decoder.decode(raw))
 
 
 class _Engagement(msgspec.Struct, array_like=True):
