@@ -260,7 +260,11 @@ def attended(packed: np.ndarray, layout: RepeatLayout, reserved: int) -> tuple[n
 
 
 def mixed_logits(
-    explore: np.ndarray, packed: np.ndarray, layout: RepeatLayout, reserved: int
+    explore: np.ndarray,
+    packed: np.ndarray,
+    layout: RepeatLayout,
+    reserved: int,
+    work: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(the logits a repeat-aware graph makes, each row's log of their softmax's normaliser over
     the catalogue items [rows] float64), from its catalogue product `explore` [rows, vocab]
@@ -275,9 +279,11 @@ def mixed_logits(
 
     The normaliser comes from the pass that makes lse: the catalogue items' explore terms, plus
     exp(gate + lse) times the row's summed return probability (what the mixed columns add), so
-    that a softmax over the mixed logits needs no second pass over them."""
+    that a softmax over the mixed logits needs no second pass over them.
+
+    `work`: a float32 array of `explore`'s shape for the exponentiated terms, else a new one."""
     peak = explore.max(axis=1, keepdims=True)
-    terms = explore - peak
+    terms = np.subtract(explore, peak, out=work)
     np.exp(terms, out=terms)
     items = terms[:, reserved:].sum(axis=1, keepdims=True)
     lse = (peak + np.log(items + terms[:, :reserved].sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)

@@ -227,14 +227,26 @@ class MixtureSession:
         """`graph`: serialized, cut by `ann.cut_graph` with `keep_explore`; `arena`: as `_session`'s."""
         self.session = _session(graph, threads, arena)
         self.layout = layout
+        self._work = threading.local()
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """`names`: the uncut graph's, and `NORMALISER_NAME` for the mixture's normaliser."""
         graph = [name for name in names if name not in (ann.LOGITS_NAME, NORMALISER_NAME)]
         explore, packed, *parts = self.session.run([ann.EXPLORE_NAME, ann.QUERY_NAME, *graph], feeds)
-        logits, log_norm = ann.mixed_logits(explore, packed, self.layout, RESERVED)
+        logits, log_norm = ann.mixed_logits(explore, packed, self.layout, RESERVED, self._terms(explore))
         made = {**dict(zip(graph, parts, strict=True)), ann.LOGITS_NAME: logits, NORMALISER_NAME: log_norm}
         return [made[name] for name in names]
+
+    def _terms(self, explore: np.ndarray) -> np.ndarray | None:
+        """This thread's array for the mixture's exponentiated terms, kept from call to call, or
+        None above `SCRATCH_BYTES`. A readout call's [64, catalogue] floats made afresh each time
+        are pages to fault in, in a worker (`streams/live/malloc.py` maps them on their own)."""
+        if explore.dtype != np.float32 or explore.nbytes > SCRATCH_BYTES:
+            return None
+        kept: np.ndarray | None = getattr(self._work, "terms", None)
+        if kept is None or kept.shape[1:] != explore.shape[1:] or len(kept) < len(explore):
+            kept = self._work.terms = np.empty(explore.shape, dtype=np.float32)
+        return kept[: len(explore)]
 
 
 Session = ort.InferenceSession | MixtureSession

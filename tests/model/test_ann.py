@@ -197,3 +197,20 @@ def test_a_hot_swap_serves_the_new_artifact_from_its_index(cache_dir: Path, hist
     assert served.recommend(histories[:8], k=20) == OnnxRecommender(DEFAULT_MODEL, ann_min_items=1).recommend(
         histories[:8], k=20
     )
+
+
+def test_the_mixture_gives_the_same_bits_in_a_kept_work_array() -> None:
+    """A readout keeps the array of the mixture's terms from call to call: what a call before left
+    in it, or how many rows it has, changes no logit and no normaliser."""
+    rng = np.random.default_rng(5)
+    layout = ann.RepeatLayout(dim=4, events=3)
+    work = np.full((64, 50), np.nan, dtype=np.float32)
+    for rows in (64, 7, 33):
+        explore = rng.standard_normal((rows, 50)).astype(np.float32)
+        packed = np.zeros((rows, layout.width), dtype=np.float32)
+        packed[:, layout.dim] = rng.standard_normal(rows)  # the gate
+        packed[:, layout.dim + 1 : layout.dim + 4] = rng.dirichlet(np.ones(3), rows)  # attention
+        packed[:, layout.dim + 4 :] = rng.integers(0, 50, (rows, 3))  # attended items, reserved too
+        alone = ann.mixed_logits(explore.copy(), packed, layout, RESERVED)
+        kept = ann.mixed_logits(explore.copy(), packed, layout, RESERVED, work[:rows])
+        assert np.array_equal(alone[0], kept[0]) and np.array_equal(alone[1], kept[1])
