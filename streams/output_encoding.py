@@ -36,6 +36,7 @@ _OUTPUTS: dict[str, tuple[str, str | None]] = {
 }
 OUTPUT_SCHEMAS = {topic: kind for topic, (kind, _) in _OUTPUTS.items()}  # logical topic -> schema kind
 CE_ATTRIBUTES = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")  # header names, in order
+_CE_SPECVERSION, _CE_ID, _CE_SOURCE, _CE_TYPE, _CE_TIME = CE_ATTRIBUTES
 _SPECVERSION = CE_SPECVERSION.encode()
 # logical topic -> (ce_source, ce_type): the same for every message of a topic
 _STATIC_ATTRIBUTES = {
@@ -69,8 +70,13 @@ def encode_json(value: dict[str, Any]) -> bytes:
 
 def cloudevent_headers(topic: str, value: dict[str, Any]) -> Headers:
     source, kind = _STATIC_ATTRIBUTES[topic]
-    attributes = (_SPECVERSION, output_id(topic, value).encode(), source, kind, rfc3339(value["ts"]).encode())
-    return list(zip(CE_ATTRIBUTES, attributes, strict=True))
+    return [
+        (_CE_SPECVERSION, _SPECVERSION),
+        (_CE_ID, output_id(topic, value).encode()),
+        (_CE_SOURCE, source),
+        (_CE_TYPE, kind),
+        (_CE_TIME, rfc3339(value["ts"]).encode()),
+    ]
 
 
 def output_id(topic: str, value: dict[str, Any]) -> str:

@@ -53,6 +53,7 @@ class OutputSink:
     pending_feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # (output topic, when its cause was read: monotonic s) of outputs not produced yet.
     pending_latency: list[tuple[str, float]] = field(default_factory=list)
+    _topics: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # logical -> physical
 
     def add(
         self,
@@ -63,6 +64,7 @@ class OutputSink:
     ) -> None:
         """`started`: perf_counter() when the batch's processing began (recommendations carry the
         latency from there). `read_at`: when the outputs' cause was read (InputRecord.read_at)."""
+        metrics = self.metrics
         for output in outputs:
             if read_at:
                 self.pending_latency.append((output.topic, read_at))
@@ -70,20 +72,22 @@ class OutputSink:
             if output.topic == RECOMMENDATIONS:
                 if started is not None:
                     value = {**value, "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
-                self.metrics.recommendations.inc()
+                metrics.recommendations.inc()
                 self.counts.recommendations += 1
             elif output.topic == AUDIENCE_SEGMENTS:
-                self.metrics.segment_events.labels(value["segment"], value["action"]).inc()
+                metrics.child(metrics.segment_events, value["segment"], value["action"]).inc()
                 self.counts.segment_events += 1
             elif output.topic == DEMAND:
-                self.metrics.demand.labels(value["scope"]).inc()
+                metrics.child(metrics.demand, value["scope"]).inc()
                 self.counts.demand += 1
             else:
-                self.metrics.triggers.labels(value["kind"]).inc()
+                metrics.child(metrics.triggers, value["kind"]).inc()
                 self.counts.triggers += 1
             encoded, headers = encode_output(output.topic, value, self.settings.output_format)
-            topic, key = self.settings.topic(output.topic), output.key.encode()
-            checkpoint.send(Record(topic, key, encoded, output.partition, tuple(headers)))
+            topic = self._topics.get(output.topic) or self._topics.setdefault(
+                output.topic, self.settings.topic(output.topic)
+            )
+            checkpoint.send(Record(topic, output.key.encode(), encoded, output.partition, tuple(headers)))
             if output.topic != DEMAND:  # the live feed is per shopper
                 self.pending_feed.append((output.key, {"topic": output.topic, "value": value}))
 
