@@ -121,6 +121,12 @@ class RulesConfig:
     # attribution: an add-to-cart or order counts for a click on a recommended item this long before
     attribution_window_ms: int = DAY
 
+    def __post_init__(self) -> None:
+        # `profile.price_band` finds a price's band by bisection over the edges.
+        edges = self.price_band_edges
+        if len(edges) != 3 or list(edges) != sorted(edges):
+            raise ValueError("price_band_edges must be three ascending prices (budget, mid, upper)")
+
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RulesConfig:
         known = {f.name for f in fields(cls)}
@@ -145,10 +151,6 @@ class RulesConfig:
             raise ValueError(f"currency {values['currency']!r} must be an ISO 4217 code such as EUR")
         if "price_band_edges" in values:
             values["price_band_edges"] = tuple(float(v) for v in values["price_band_edges"])
-            if len(values["price_band_edges"]) != 3 or list(values["price_band_edges"]) != sorted(
-                values["price_band_edges"]
-            ):
-                raise ValueError("price_band_edges must be three ascending prices (budget, mid, upper)")
         if "segments" in values:
             values["segments"] = tuple(Segment.from_mapping(dict(s)) for s in values["segments"])
             ids = [s.id for s in values["segments"]]

@@ -176,3 +176,10 @@ def test_price_band_edges_belong_to_the_band_above() -> None:
     for cents, band in expected.items():
         assert price_band(Profile(price_cents=cents), config) == band, cents
     assert price_band(Profile(), config) is None
+
+
+def test_price_band_edges_must_ascend_however_the_rules_are_made() -> None:
+    with pytest.raises(ValueError, match="ascending"):
+        RulesConfig(price_band_edges=(60.0, 20.0, 150.0))
+    with pytest.raises(ValueError, match="ascending"):
+        RulesConfig.from_mapping({"price_band_edges": [20, 60]})
