@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ClickType = Literal["view", "add_to_cart", "remove_from_cart", "search", "impression", "checkout_started"]
@@ -123,7 +123,8 @@ class Position:
     topic: str
     partition: int
     offset: int
+    # "topic/partition", the key of offset watermarks. Read several times per event: made once here.
+    slot: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def slot(self) -> str:
-        return f"{self.topic}/{self.partition}"
+    def __post_init__(self) -> None:
+        _set_field(self, "slot", f"{self.topic}/{self.partition}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # (item_id or None, kind, ts), oldest first: exactly what UserState.recent holds.
 HistoryEntry = tuple[str | None, str, int]
@@ -51,8 +51,7 @@ class BatchHistories:
 Carried = tuple[str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class RecRequest:
+class RecRequest(NamedTuple):  # one per event: cheaper to build than a frozen dataclass
     history: tuple[HistoryEntry, ...]
     exclude: frozenset[str]
     k: int
