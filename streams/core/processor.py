@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from streams.core import attribution, segments, triggers
-from streams.core.attribution import AttributionCounts, is_impression
+from streams.core.attribution import AttributionCounts, is_impression, may_count
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.copurchase import WINDOW_MS as CO_PURCHASE_WINDOW_MS
@@ -216,22 +217,23 @@ class Processor:
             applied.append(self._request(index, incoming, state, new, part, requests, chains, histories))
 
         predictions = self.recommender.recommend_batch(requests) if requests and self.recommender else []
+        version = self.recommender.version if self.recommender is not None else ""
         ranked = iter(self._rank(applied, predictions))
         pending = iter(applied)
         step = next(pending, None)
+        lateness = self.config.allowed_lateness_ms
         for index, incoming in enumerate(batch):
+            outputs = results[index].outputs
             if step is not None and step.index == index:
-                if self._attribute(step, ledger, partitions):
+                if may_count(incoming.event) and self._attribute(step, ledger, partitions):
                     touched.add(incoming.partition)
                 if step.recommend:
-                    outputs, intent = self._immediate(step, predictions, next(ranked, None), ledger)
-                    results[index].outputs += outputs
-                    results[index].outputs += self._segments_after(step, intent, ledger)
+                    intent = self._immediate(step, predictions, next(ranked, None), ledger, version, outputs)
+                    self._segments_after(step, intent, ledger, outputs)
                 step = next(pending, None)
-            now = watermarks[index] - self.config.allowed_lateness_ms
-            results[index].outputs += self._fire_due(
-                incoming.partition, now, timers, latest, lambda u, i=index: _as_of(snapshots, before, u, i)
-            )
+            if due := timers.pop_due(incoming.partition, watermarks[index] - lateness):
+                as_of = partial(_as_of, snapshots, before, index=index)
+                outputs += self._fire(incoming.partition, due, timers, latest, as_of)
         states = {user: state for user, state in ledger.items() if state is not None}
         return BatchResult(results, states, touched)
 
@@ -247,7 +249,8 @@ class Processor:
                 ledger[user] = load(user)
             return ledger[user]
 
-        outputs = self._fire_due(partition, now - self.config.allowed_lateness_ms, timers, latest, latest)
+        due = timers.pop_due(partition, now - self.config.allowed_lateness_ms)
+        outputs = self._fire(partition, due, timers, latest, latest)
         return outputs, {u: s for u, s in ledger.items() if s is not None}
 
     def on_catalog(
@@ -359,16 +362,16 @@ class Processor:
             state.timers[segments.TIMER] = due
 
     def _segments_after(
-        self, step: _Applied, intent: float | None, ledger: dict[str, UserState | None]
-    ) -> list[Output]:
-        """Segment changes an event causes, judged on the state as of that event."""
-        owner = ledger[step.incoming.event.user_id]
-        if owner is None:
-            return []
+        self, step: _Applied, intent: float | None, ledger: dict[str, UserState | None], outputs: list[Output]
+    ) -> None:
+        """Segment changes an event causes, judged on the state as of that event (added to `outputs`)."""
         event, facts = step.incoming.event, step.facts
+        owner = ledger[event.user_id]
+        if owner is None:
+            return
         now = max(event.ts, facts.last_ts or event.ts)
-        values = self.segments.update(facts, owner, intent, now, event.event_id, event.event_id)
-        return [Output(AUDIENCE_SEGMENTS, event.user_id, v) for v in values]
+        for value in self.segments.update(facts, owner, intent, now, event.event_id, event.event_id):
+            outputs.append(Output(AUDIENCE_SEGMENTS, event.user_id, value))
 
     def _attribute(
         self, step: _Applied, ledger: dict[str, UserState | None], partitions: dict[int, PartitionState]
@@ -406,16 +409,16 @@ class Processor:
         predictions: list[Prediction],
         ranked: RankedItems | None,
         ledger: dict[str, UserState | None],
-    ) -> tuple[list[Output], float | None]:
-        """The recommendation and the high-intent trigger an event causes, and the model's intent."""
+        version: str,
+        outputs: list[Output],
+    ) -> float | None:
+        """The recommendation and the high-intent trigger an event causes (added to `outputs`), and
+        the model's intent. `version`: the model's, read once per batch."""
         if self.recommender is None or ranked is None:  # no model: no ranking either (`_rank`)
-            return [], None
+            return None
         event, facts = step.incoming.event, step.facts
-        if step.request is not None:
-            intent = round(float(predictions[step.request].purchase_intent), 6)
-        else:
-            intent = 0.0
-        version = self.recommender.version
+        prediction = predictions[step.request] if step.request is not None else None
+        intent = round(float(prediction.purchase_intent), 6) if prediction is not None else 0.0
         compact = [
             stable_id("r", event.event_id, version),
             event.event_id,
@@ -425,31 +428,32 @@ class Processor:
             ranked.provenance,
             list(map(list, ranked.items)),  # [item, score] pairs
         ]
-        outputs = [Output(RECOMMENDATIONS, event.user_id, recommendation_value(event.user_id, compact))]
+        outputs.append(Output(RECOMMENDATIONS, event.user_id, recommendation_value(event.user_id, compact)))
         top = [i for i, _ in ranked.items]
         candidate = triggers.high_intent_candidate(facts, event, intent, top, self.config)
         owner = ledger[event.user_id]
         if owner is not None:  # the batch's events come in order: the last one's stays
             owner.recommendation = compact
-            if step.request is not None and (carried := predictions[step.request].state) is not None:
+            if prediction is not None and (carried := prediction.state) is not None:
                 owner.model = ModelMemory(carried[0], sort_key(facts.recent[-1]), carried[1])
         if candidate is not None and owner is not None:
             value = triggers.admit(facts, owner, candidate, self.config, self.on_suppressed, self.catalog)
             if value is not None:
                 outputs.append(Output(PROMOTION_TRIGGERS, event.user_id, value))
-        return outputs, intent
+        return intent
 
-    def _fire_due(
+    def _fire(
         self,
         partition: int,
-        now: int,
+        entries: list[tuple[int, str, str]],
         timers: Timers,
         latest: Callable[[str], UserState | None],
         as_of: Callable[[str], UserState | None],
     ) -> list[Output]:
+        """The triggers and segment checks of the timers `entries` (popped from `timers`, due)."""
         outputs: list[Output] = []
         later: list[tuple[int, str, str]] = []
-        for due, user, kind in timers.pop_due(partition, now):
+        for due, user, kind in entries:
             owner = latest(user)
             facts = as_of(user)
             if owner is None or facts is None:
@@ -543,6 +547,7 @@ def _as_of(
     snapshots: dict[str, list[tuple[int, UserState]]],
     before: dict[str, UserState | None],
     user: str,
+    *,
     index: int,
 ) -> UserState | None:
     """The user's state right after event `index` of the batch."""

@@ -13,6 +13,7 @@ from streams.core.config import RulesConfig
 from streams.core.state import UserState
 
 _item = itemgetter(0)  # of a (item, score) pair
+_NONE: frozenset[str] = frozenset()
 SCORE_DECIMALS = 6  # rounding keeps scores (and so ranks) stable across batch sizes and machines
 
 
@@ -23,6 +24,8 @@ class RankedItems(NamedTuple):  # one per event: cheaper to build than a frozen 
 
 def exclusions(state: UserState, config: RulesConfig) -> frozenset[str]:
     """Items the model should not even propose: bought (and not cancelled) or already in the cart."""
+    if not state.purchases and not state.cart:
+        return _NONE  # most shoppers, at most events
     out: set[str] = set()
     if config.exclude_purchased:
         out.update(item for item, p in state.purchases.items() if p.status != "cancelled")
@@ -91,6 +94,8 @@ def _removals(
     """Why a rule removes a candidate, for each one it removes: bought (and not cancelled), in the
     cart, out of stock, in that order, tested only on the candidates that set operations (in C) find
     bought, in the cart or out of stock."""
+    if not (state.purchases or state.cart or out_of_stock):
+        return {}  # nothing any rule could remove: most events
     purchases = state.purchases if config.exclude_purchased else {}
     cart = state.cart if config.exclude_in_cart else {}
     suspects = purchases.keys() & items | cart.keys() & items | out_of_stock.intersection(items)

@@ -46,6 +46,8 @@ class TimerIndex:
 
     def pop_due(self, partition: int, now: int) -> list[tuple[int, str, str]]:
         heap = self.heaps.get(partition)
+        if not heap or heap[0][0] > now:
+            return []  # asked at every event: mostly nothing is due
         latest = self.latest.get(partition, {})
         out = []
         while heap and heap[0][0] <= now:
