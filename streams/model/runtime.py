@@ -473,14 +473,17 @@ class OnnxRecommender:
         """`scores`: the array the score rows are written into (`_scores`), else a new one."""
         if loaded.step is None:
             names = loaded.outputs(OUTPUT_NAMES)
-            made = _run_window(loaded, histories, range(len(histories)), names, scores)
+            made = _run_window(loaded, histories, range(len(histories)), names, (scores,))
             return _Outputs(made[0], made[1], None, _normalisers(names, made))
         step = loaded.step
         n = len(histories)
-        start = np.zeros((n, step.state_size), dtype=np.float32)  # the state each stepped row starts from
-        # Each row's step inputs: its newest `attend` events encoded, right-padded, newest last. They
-        # travel with the state, so a step encodes one new event, not the `attend` newest again.
-        inputs = np.zeros((n, len(INPUT_NAMES), step.attend), dtype=np.int64)
+        # Row n of the arrays below is all padding: the row an odd wave (or readout call) is made
+        # even with (`_run_window` explains why).
+        states = np.zeros((n + 1, step.state_size), dtype=np.float32)  # each row's state
+        # Each row's step inputs [name, row, event]: its newest `attend` events encoded, right-padded,
+        # newest last. They travel with the state, so a step encodes one new event, not the `attend`
+        # newest again. Name first: a row's inputs of one name are what a graph is fed.
+        inputs = np.zeros((len(INPUT_NAMES), n + 1, step.attend), dtype=np.int64)
         whole: list[int] = []  # rows the window graph reads whole
         ready: list[int] = []  # rows the step graph can take now
         waiting: dict[int, int] = {}  # row -> the earlier row whose state it starts from
@@ -503,38 +506,80 @@ class OnnxRecommender:
             else:
                 whole.append(row)
         if given_rows:
-            start[given_rows], inputs[given_rows] = _decode_carried(step, b"".join(given_bytes))
+            states[given_rows], inputs[:, given_rows] = _decode_carried(step, b"".join(given_bytes))
         names = loaded.outputs(WINDOW_OUTPUT_NAMES)
-        made = _run_window(loaded, histories, whole, names, scores)  # the step graph's outputs, in order
+        # The step graph's outputs, in order. The window graph writes its rows' states into `states`,
+        # unless it reads every row (then it hands its own array over, and no row steps).
+        made = _run_window(loaded, histories, whole, names, (scores, None, states[:n]))
         if whole:
             encoded = loaded.featurizer.encode(
                 [histories[row] for row in whole], pad_to=step.attend, window=step.attend
             )
-            inputs[whole] = np.stack([encoded[name] for name in INPUT_NAMES], axis=1)
+            for at, name in enumerate(INPUT_NAMES):
+                inputs[at, whole] = encoded[name]
         stepped = sorted([*ready, *waiting])
-        newest = np.zeros((n, len(INPUT_NAMES)), dtype=np.int64)
+        newest = np.zeros((len(INPUT_NAMES), n + 1), dtype=np.int64)  # each stepped row's event
         if stepped:
-            encoded = loaded.featurizer.encode_newest([histories[row] for row in stepped])
-            newest[stepped] = np.stack(encoded, axis=1)
+            newest[:, stepped] = loaded.featurizer.encode_newest([histories[row] for row in stepped])
         followers: dict[int, list[int]] = {}  # row -> the rows that start from its state
         for row, earlier in waiting.items():
             followers.setdefault(earlier, []).append(row)
         ready += [row for earlier in whole for row in followers.get(earlier, ())]
+        wave = _Wave(states, inputs, newest, step.attend)
         while ready:  # one step call per wave: a shopper's k-th event of the batch is in wave k
             ready.sort()
-            moved = [row for row in ready if row in waiting]
-            if moved:
-                start[moved] = made[STATE_AT][[waiting[row] for row in moved]]
-            before = inputs[[waiting.get(row, row) for row in ready]]  # a first event's is padding
-            inputs[ready] = _append_event(before, newest[ready])
+            count = len(ready)
+            rows = wave.index(ready)
+            feeds = wave.feeds(rows, wave.index([waiting.get(row, row) for row in ready]), count)
             if step.recurrence is None:
-                _run_step(step, ready, inputs, start, made)
+                _run_step(step, rows[:count], feeds, states, made)
             else:
-                _advance(step.recurrence, ready, inputs, start, made)
+                states[rows[:count]] = step.recurrence.session.run([NEXT_STATE_NAME], feeds)[0][:count]
             ready = [row for earlier in ready for row in followers.get(earlier, ())]
         if step.recurrence is not None and stepped:
-            _read_out(step, step.recurrence.split, stepped, inputs, made)
-        return _Outputs(made[0], made[1], _encode_carried(made[STATE_AT], inputs), _normalisers(names, made))
+            _read_out(step, step.recurrence.split, stepped, wave, made)
+        carried_bytes = _encode_carried(made[STATE_AT], inputs[:, :n])
+        return _Outputs(made[0], made[1], carried_bytes, _normalisers(names, made))
+
+
+class _Wave:
+    """A batch's step inputs and states, with a last row of padding, and what a step graph is fed
+    from them. Index arrays and `take`, not lists and fancy indexing: a wave is a few dozen rows,
+    and numpy's cost per call is most of what it costs."""
+
+    def __init__(self, states: np.ndarray, inputs: np.ndarray, newest: np.ndarray, attend: int) -> None:
+        """`states` [n + 1, state_size], `inputs` [names, n + 1, attend], `newest` [names, n + 1]:
+        each row's newest event (`_append_event`); row n of each all padding."""
+        self.states = states
+        self.inputs = inputs
+        self.newest = newest
+        self.padding = len(states) - 1
+        self.placement = _placement(attend)
+        # where each row of a wave starts in its inputs and newest event laid end to end
+        self.starts = np.arange(0, len(states) * (attend + 1), attend + 1)[:, np.newaxis]
+
+    def index(self, rows: list[int]) -> np.ndarray:
+        """`rows` as an index array, with the padding row after an odd count (`_run_window` explains
+        why a graph call has an even number of rows)."""
+        return np.array([*rows, self.padding] if len(rows) % 2 else rows)
+
+    def feeds(self, rows: np.ndarray, sources: np.ndarray, count: int) -> dict[str, np.ndarray]:
+        """The feeds of one wave (`index`: `count` rows, ascending, then any padding): each row steps
+        from the state and inputs of its source (the earlier row its history continues, or itself),
+        with its newest event appended. The appended inputs are kept as the row's own."""
+        inputs = _append_event(
+            self.inputs.take(sources, axis=1),
+            self.newest.take(rows, axis=1),
+            self.placement,
+            self.starts[: len(rows)],
+        )
+        self.inputs[:, rows[:count]] = inputs[:, :count]
+        return {STATE_NAME: self.states.take(sources, axis=0), **dict(zip(INPUT_NAMES, inputs, strict=True))}
+
+    def readout_feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """A step graph's feeds for `rows` (`index`) from their own state and inputs."""
+        inputs = self.inputs.take(rows, axis=1)
+        return {STATE_NAME: self.states.take(rows, axis=0), **dict(zip(INPUT_NAMES, inputs, strict=True))}
 
 
 def _normalisers(names: tuple[str, ...], made: list[np.ndarray]) -> np.ndarray | None:
@@ -548,8 +593,9 @@ def _carried_width(step: _Step) -> int:
 
 
 def _encode_carried(states: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-    """Each row's carried bytes [n, carried_width] (a row's `.tobytes()` is what it hands back)."""
-    items, kinds, gaps = inputs[:, 0], inputs[:, 1], inputs[:, 2]
+    """Each row's carried bytes [n, carried_width] (a row's `.tobytes()` is what it hands back), from
+    its state and its step inputs ([names, n, attend])."""
+    items, kinds, gaps = inputs
     return np.concatenate(
         [
             np.ascontiguousarray(states, dtype="<f4").view(np.uint8),
@@ -562,26 +608,37 @@ def _encode_carried(states: np.ndarray, inputs: np.ndarray) -> np.ndarray:
 
 
 def _decode_carried(step: _Step, joined: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """States [m, state_size] and step inputs [m, 3, attend] of m carried states joined end to end."""
+    """States [m, state_size] and step inputs [names, m, attend] of m carried states joined end to end."""
     raw = np.frombuffer(joined, dtype=np.uint8).reshape(-1, _carried_width(step))
     floats, attend = 4 * step.state_size, step.attend
     states = raw[:, :floats].copy().view("<f4")
     items = raw[:, floats : floats + 4 * attend].copy().view("<i4")
     kinds = raw[:, floats + 4 * attend : floats + 5 * attend]
     gaps = raw[:, floats + 5 * attend :]
-    return states, np.stack([items, kinds, gaps], axis=1).astype(np.int64)
+    return states, np.stack([items, kinds, gaps]).astype(np.int64)
 
 
-def _append_event(before: np.ndarray, newest: np.ndarray) -> np.ndarray:
-    """Step inputs [m, 3, attend] with one more event: appended after the real events, or the oldest
-    dropped when all `attend` are real (the encoding of the newest `attend` events)."""
-    rows, _, attend = before.shape
-    real = (before[:, 1] > 0).sum(axis=1)  # kind 0 is padding
-    full = real >= attend
-    out = before.copy()
-    out[full, :, :-1] = before[full, :, 1:]
-    out[np.arange(rows), :, np.where(full, attend - 1, real)] = newest
-    return out
+def _placement(attend: int) -> np.ndarray:
+    """[attend + 1, attend]: for a row with r real events (padding after them), where each of its
+    step inputs comes from once its newest event is put after its `attend` (column `attend`):
+    the newest at position r, or, with all `attend` real, the oldest dropped."""
+    table = np.tile(np.arange(attend), (attend + 1, 1))
+    table[np.arange(attend), np.arange(attend)] = attend
+    table[attend] = np.arange(1, attend + 1)
+    return table
+
+
+def _append_event(
+    before: np.ndarray, newest: np.ndarray, placement: np.ndarray, starts: np.ndarray
+) -> np.ndarray:
+    """Step inputs [names, m, attend] with one more event (`newest` [names, m]): appended after the
+    real events, or the oldest dropped when all `attend` are real (the encoding of the newest
+    `attend` events). `placement`: `_placement(attend)`; `starts`: [m, 1], row i's at
+    i * (attend + 1). One gather of each row's inputs and newest event laid end to end."""
+    names = len(before)
+    real = np.add.reduce(before[1] > 0, axis=1, dtype=np.int64)  # kind 0 is padding
+    extended = np.concatenate([before, newest[:, :, np.newaxis]], axis=2)  # [names, m, attend + 1]
+    return extended.reshape(names, -1).take(placement[real] + starts, axis=1)
 
 
 def _predictions(
@@ -669,10 +726,10 @@ def _run_window(
     histories: Sequence[History],
     rows: Sequence[int],
     outputs: tuple[str, ...],
-    scores: np.ndarray | None = None,
+    kept: Sequence[np.ndarray | None] = (),
 ) -> list[np.ndarray]:
     """The window graph's `outputs` on `histories[rows]`: arrays for all of `histories`, filled at
-    `rows` (the first, the scores, in `scores` when given).
+    `rows` (the `at`-th in `kept[at]` when given: the scores `_scores` keeps, the states of a step).
 
     Bit-identical answers whatever the batch: a replay batches differently from a live worker and
     must still give the same ids and scores. ONNX Runtime's kernels give a row the same floats only
@@ -683,7 +740,7 @@ def _run_window(
     window = loaded.featurizer.config.window
     n = len(histories)
     arrays = [
-        scores if at == 0 and scores is not None else _blank(loaded, name, at, n)
+        given if (given := kept[at] if at < len(kept) else None) is not None else _blank(loaded, name, at, n)
         for at, name in enumerate(outputs)
     ]
     buckets = [b for b in WIDTH_BUCKETS if b < window] + [window]
@@ -723,56 +780,36 @@ def _blank(loaded: _Loaded, name: str, at: int, n: int) -> np.ndarray:
 
 
 def _run_step(
-    step: _Step,
-    rows: list[int],
-    inputs: np.ndarray,
-    start: np.ndarray,
-    out: list[np.ndarray],
+    step: _Step, rows: np.ndarray, feeds: dict[str, np.ndarray], states: np.ndarray, out: list[np.ndarray]
 ) -> None:
-    """The step graph on `rows` (ascending; each from its `start` state, with its `inputs`), written
-    into `out` at those rows (`_fill`). Every call has the same width and an even number of rows (an
-    all-padding row added to an odd count), as `_run_window` explains."""
-    _fill(out, rows, step.session.run(list(step.outputs), _step_feeds(rows, inputs, start)))
+    """The whole step graph on one wave (`_Wave.feeds`): the next state of `rows` (ascending) into
+    `states`, its other outputs into `out` at those rows (`_fill`)."""
+    parts = step.session.run(list(step.outputs), feeds)
+    states[rows] = parts[STATE_AT][: len(rows)]
+    _fill_others(out, rows, [part for at, part in enumerate(parts) if at != STATE_AT])
 
 
-def _advance(
-    recurrence: _Recurrence, rows: list[int], inputs: np.ndarray, start: np.ndarray, out: list[np.ndarray]
-) -> None:
-    """One wave of the recurrence: the next state of `rows` (ascending), into `out[STATE_AT]` (even
-    row counts, as `_run_step`)."""
-    made = [out[STATE_AT]]
-    _fill(made, rows, recurrence.session.run([NEXT_STATE_NAME], _step_feeds(rows, inputs, start)))
-    out[STATE_AT] = made[0]
-
-
-def _read_out(
-    step: _Step, split: SplitStep, rows: list[int], inputs: np.ndarray, out: list[np.ndarray]
-) -> None:
+def _read_out(step: _Step, split: SplitStep, rows: list[int], wave: _Wave, out: list[np.ndarray]) -> None:
     """The readout of every stepped row (ascending), from the next state the waves made, `READOUT_ROWS`
     rows a call: the step graph's other outputs, into `out` at their places."""
-    places = [i for i in range(len(step.outputs)) if i != STATE_AT]
-    names = [step.outputs[i] for i in places]
-    made = [out[i] for i in places]
+    names = [name for at, name in enumerate(step.outputs) if at != STATE_AT]
     for lo in range(0, len(rows), READOUT_ROWS):
         chunk = rows[lo : lo + READOUT_ROWS]
-        feeds = _step_feeds(chunk, inputs, out[STATE_AT])
+        feeds = wave.readout_feeds(wave.index(chunk))
         state = feeds.pop(STATE_NAME)
-        _fill(made, chunk, step.session.run(names, {**split.feeds(state), **feeds}))
-    for i, array in zip(places, made, strict=True):
-        out[i] = array
+        # no name for the outputs: they sit in the session's arena, which would have to hold this
+        # call's and the next's
+        _fill_others(out, chunk, step.session.run(names, {**split.feeds(state), **feeds}))
 
 
-def _step_feeds(rows: list[int], inputs: np.ndarray, states: np.ndarray) -> dict[str, np.ndarray]:
-    """A step graph's feeds for `rows`: their states and step inputs, an all-padding row added to an
-    odd count (`_run_window` explains why)."""
-    state, feeds = states[rows], inputs[rows]
-    if len(rows) % 2:
-        state = np.concatenate([state, np.zeros((1, state.shape[1]), dtype=np.float32)])
-        feeds = np.concatenate([feeds, np.zeros((1, *feeds.shape[1:]), dtype=np.int64)])
-    return {
-        STATE_NAME: state,
-        **{name: np.ascontiguousarray(feeds[:, i]) for i, name in enumerate(INPUT_NAMES)},
-    }
+def _fill_others(out: list[np.ndarray], rows: Sequence[int], parts: list[np.ndarray]) -> None:
+    """`_fill` of the step graph's outputs but the state (`STATE_AT`), which the waves write into
+    their own array: `parts` are the others, in order."""
+    places = [at for at in range(len(out)) if at != STATE_AT]
+    made = [out[at] for at in places]
+    _fill(made, rows, parts)
+    for at, array in zip(places, made, strict=True):
+        out[at] = array
 
 
 def _top_k(values: np.ndarray, order: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
