@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -126,6 +127,12 @@ class _Loaded:
     step: _Step | None = None
     # a large catalogue: the graphs return the query (`ann.QUERY_NAME`) in place of the logits
     catalogue: ann.AnnCatalogue | None = None
+    # the vocabulary's item ids (`ItemVocab.ids`) as an object array: a batch's winners looked up
+    # in one numpy call
+    item_ids: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", np.array(self.vocab.ids, dtype=object))
 
     @property
     def version(self) -> str:
@@ -653,14 +660,14 @@ def _predictions(
         return _catalogue_predictions(loaded, loaded.catalogue, outputs, rows, k, exclude)
     logits, intent, states, log_norms = outputs
     order = loaded.vocab.order[RESERVED:]
-    ids = loaded.vocab.ids  # plain Python ints and floats: numpy scalars are slow to index with
+    carried = _carried_of(loaded.version, states)
     out: list[Prediction] = []
     # A few hundred rows at a time: the arrays of one chunk stay in cache through the passes below.
     for lo in range(0, len(rows), PREDICTION_ROWS):
         chunk = rows[lo : lo + PREDICTION_ROWS]
         # the rows of a whole batch in order: a view (exclusions are masked in it)
-        whole = isinstance(chunk, range) and chunk.step == 1
-        scores = logits[chunk.start : chunk.stop, RESERVED:] if whole else logits[chunk, RESERVED:]
+        at = slice(chunk.start, chunk.stop) if isinstance(chunk, range) and chunk.step == 1 else chunk
+        scores = logits[at, RESERVED:]
         # Softmax over real items only. Ranking uses the logits (same order); only the k winners are
         # exponentiated, so a 40k-item catalogue costs one float32 pass per row, not a float64 one,
         # and none when the mixture has summed the row already.
@@ -670,26 +677,36 @@ def _predictions(
             np.exp(shifted, out=shifted)
             log_norm = (peak + np.log(shifted.sum(axis=1, keepdims=True)))[:, 0].astype(np.float64)
         else:
-            log_norm = log_norms[chunk]
-        banned = (
-            [loaded.vocab.known_indices(e) for e in exclude[lo : lo + PREDICTION_ROWS]] if exclude else []
-        )
-        if any(banned):  # masked in place: the scores are this call's own (`recommend`)
-            lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
-            columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
-            scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
+            log_norm = log_norms[at]
+        if exclude:  # masked in place: the scores are this call's own (`recommend`)
+            _ban(scores, loaded.vocab, exclude[lo : lo + PREDICTION_ROWS])
         row_of, top = _top_k(scores, order, k)
         probabilities = np.exp(scores[row_of, top].astype(np.float64) - log_norm[row_of])
-        pairs = list(zip([ids[i] for i in top.tolist()], probabilities.tolist(), strict=True))
+        # plain Python strs and floats, made by numpy for the whole chunk
+        pairs = list(zip(loaded.item_ids[top].tolist(), probabilities.tolist(), strict=True))
         ends = np.cumsum(np.bincount(row_of, minlength=len(chunk))).tolist()
-        intents = intent[chunk].tolist()
-        start = 0
-        for position, row in enumerate(chunk):
-            state = None if states is None else (loaded.version, states[row].tobytes())
-            end = ends[position]
-            out.append(Prediction(items=pairs[start:end], purchase_intent=intents[position], state=state))
-            start = end
+        items = [pairs[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        chunk_states = repeat(None) if carried is None else map(carried, chunk)
+        out.extend(map(Prediction, items, intent[at].tolist(), chunk_states))
     return out
+
+
+def _carried_of(version: str, states: np.ndarray | None) -> Callable[[int], Carried] | None:
+    """What a row's prediction carries (`Prediction.state`), from the rows' carried bytes
+    [n, carried_width]: one copy of them all, then one slice a row."""
+    if states is None:
+        return None
+    joined, width = states.tobytes(), states.shape[1]
+    return lambda row: (version, joined[row * width : (row + 1) * width])
+
+
+def _ban(scores: np.ndarray, vocab: ItemVocab, exclude: Sequence[AbstractSet[str]]) -> None:
+    """Sets each row's excluded items (those in the vocabulary) to -inf in `scores` [rows, items]."""
+    banned = [vocab.known_indices(e) if e else [] for e in exclude]
+    if any(banned):
+        lengths = np.fromiter(map(len, banned), dtype=np.int64, count=len(banned))
+        columns = np.fromiter((i for b in banned for i in b), dtype=np.int64, count=int(lengths.sum()))
+        scores[np.repeat(np.arange(len(banned)), lengths), columns - RESERVED] = -np.inf
 
 
 def _catalogue_predictions(
