@@ -47,17 +47,23 @@ def start_sampling(pid: int, seconds: float, raw: Path) -> subprocess.Popen[byte
 def summarize(raw: Path, out: Path, rows: int = 30) -> None:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
+    total = unreadable = 0
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.strip():
             continue
-        stack, count = line.rsplit(" ", 1)
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            # Sampled without pausing the worker (`--nonblocking`), py-spy can read a stack while it
+            # changes: such a line is garbage, left out rather than failing the whole bench.
+            unreadable += 1
+            continue
         frames = stack.split(";")
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):
             inclusive[frame] += int(count)
-    lines = [f"{total} samples of the worker at maximum rate", "", "by own time:"]
+    lines = [f"{total} samples of the worker at maximum rate ({unreadable} unreadable lines left out)"]
+    lines += ["", "by own time:"]
     lines += [f"{100 * n / total:6.1f}%  {frame}" for frame, n in own.most_common(rows)]
     lines += ["", "inclusive, streams code:"]
     ours = [(f, n) for f, n in inclusive.most_common() if "streams/" in f and "site-packages" not in f]
