@@ -40,16 +40,6 @@ def is_impression(event: UserEvent) -> bool:
     return isinstance(event, Click) and event.type == IMPRESSION
 
 
-def may_count(event: UserEvent) -> bool:
-    """False when `attribute` would neither count `event` nor change the shopper's part: a placed
-    order, an impression, an add-to-cart, or a touch may; most clicks (views of items not
-    recommended, searches, ...) don't: the processor skips `attribute` for them."""
-    if isinstance(event, Order):
-        return event.status == "placed"
-    kind = event.type
-    return kind == IMPRESSION or kind == "add_to_cart" or (event.rec_id is not None and kind in TOUCH_CLICKS)
-
-
 def is_impression_value(value: Mapping[str, Any]) -> bool:
     """The same for an event as a log holds it (training reads logs without typing them)."""
     return value.get("type") == IMPRESSION

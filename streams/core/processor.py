@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from streams.core import attribution, segments, triggers
-from streams.core.attribution import AttributionCounts, is_impression, may_count
+from streams.core.attribution import AttributionCounts, is_impression
 from streams.core.catalog import Catalog, CatalogItem
 from streams.core.config import RulesConfig
 from streams.core.copurchase import WINDOW_MS as CO_PURCHASE_WINDOW_MS
@@ -225,7 +225,7 @@ class Processor:
         for index, incoming in enumerate(batch):
             outputs = results[index].outputs
             if step is not None and step.index == index:
-                if may_count(incoming.event) and self._attribute(step, ledger, partitions):
+                if self._attribute(step, ledger, partitions):
                     touched.add(incoming.partition)
                 if step.recommend:
                     intent = self._immediate(step, predictions, next(ranked, None), ledger, version, outputs)
